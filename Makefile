@@ -1,0 +1,32 @@
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install nightly test test-slow wheel clean
+
+# The project virtualenv, created and filled on first use (and again when setup.py changes).
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The nightly job on the bundled data, into ./lakehouse.
+nightly: install
+	./spark-submit.sh nightly
+
+# The test suite (slow scale tests excluded; `make test-slow` runs them).
+test: install
+	$(PY) -m pytest
+
+test-slow: install
+	$(PY) -m pytest -m slow
+
+wheel: install
+	$(PY) -m pip wheel --no-deps -w dist .
+
+clean:
+	rm -rf build dist lakehouse spark-warehouse *.egg-info

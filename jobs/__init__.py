@@ -1,0 +1,1 @@
+"""Thin entry points: parse arguments, load config, get the session, call the library."""

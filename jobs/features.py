@@ -1,0 +1,14 @@
+"""`features` job: raw customers -> Delta `features` partition for the run date."""
+
+from __future__ import annotations
+
+from jobs.common import exit_with, main as run_job
+from segmentation.pipeline import run_features
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("features", run_features, argv)
+
+
+if __name__ == "__main__":
+    exit_with(main())

@@ -1,0 +1,18 @@
+"""`nightly` job: features -> train (if no model, or --retrain) -> score."""
+
+from __future__ import annotations
+
+from jobs.common import exit_with, main as run_job
+from segmentation.pipeline import run_nightly
+
+
+def _retrain(parser) -> None:
+    parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("nightly", run_nightly, argv, extra_args=_retrain)
+
+
+if __name__ == "__main__":
+    exit_with(main())

@@ -1,0 +1,171 @@
+"""The versioned model bundle and the folder that stores it.
+
+A bundle is a pickle, and unpickling runs code: `save` records its sha256 in a manifest and
+`load` refuses bytes that do not match, so only bundles this product wrote are ever opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import pickle
+import platform
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentation.errors import ModelError
+
+BUNDLE_FILE = "bundle.pkl"
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.json"
+LATEST_FILE = "LATEST"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    """Everything scoring needs, fitted together on one sample."""
+
+    version: str
+    feature_columns: list[str]
+    preprocessor: Any
+    forest: Any
+    segment_names: dict[int, str]
+    imputation: dict[str, float]
+    metrics: dict[str, Any]
+    library_versions: dict[str, str] = field(default_factory=dict)
+    trained_on: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def classes(self) -> list[int]:
+        return [int(c) for c in self.forest.classes_]
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(segment_id, confidence) per row, confidence being the winning class probability.
+
+        The forest reads the engineered features as they are: trees split on order, which the
+        monotone log and scaling do not change, so scoring skips the transform altogether.
+        """
+        proba = self.forest.predict_proba(frame[self.feature_columns].to_numpy(dtype=np.float64))
+        best = proba.argmax(axis=1)
+        return self.forest.classes_[best].astype(np.int32), proba[np.arange(len(best)), best]
+
+
+def library_versions() -> dict[str, str]:
+    import pyspark
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "pyspark": pyspark.__version__,
+    }
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def save(bundle: ModelBundle, models_dir: str) -> Path:
+    """Writes bundle, manifest and metrics into a new folder, then moves LATEST to it.
+
+    The folder appears whole (written aside, then renamed) and LATEST changes by an atomic
+    rename, so a crash mid-save leaves the previous model current.
+    """
+    root = Path(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / bundle.version
+    staging = root / f".{bundle.version}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    payload = pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL)
+    (staging / BUNDLE_FILE).write_bytes(payload)
+    manifest = {
+        "version": bundle.version,
+        "format_version": bundle.format_version,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "bytes": len(payload),
+        "feature_columns": bundle.feature_columns,
+        "classes": bundle.classes,
+        "segment_names": {str(k): v for k, v in bundle.segment_names.items()},
+        "library_versions": bundle.library_versions,
+        "trained_on": bundle.trained_on,
+    }
+    (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    (staging / METRICS_FILE).write_text(json.dumps(bundle.metrics, indent=2, default=float))
+    os.replace(staging, final)
+    pointer = root / f".{LATEST_FILE}.tmp"
+    pointer.write_text(bundle.version + "\n")
+    os.replace(pointer, root / LATEST_FILE)
+    return final
+
+
+def latest(models_dir: str) -> str | None:
+    pointer = Path(models_dir) / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    return pointer.read_text().strip() or None
+
+
+def load(models_dir: str, version: str = "") -> ModelBundle:
+    """The bundle `version` (default: the latest), checked against its manifest before unpickling."""
+    version = version or latest(models_dir) or ""
+    if not version:
+        raise ModelError(f"no model in {models_dir}: run the train job first")
+    folder = Path(models_dir) / version
+    if "/" in version or version.startswith(".") or not folder.is_dir():
+        raise ModelError(f"model version {version!r} not found in {models_dir}")
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        payload = (folder / BUNDLE_FILE).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model {version} is unreadable: {exc}") from None
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != manifest.get("sha256"):
+        raise ModelError(
+            f"model {version}: bundle.pkl sha256 {digest[:12]}... does not match its manifest "
+            f"({str(manifest.get('sha256'))[:12]}...); refusing to load a modified or truncated bundle"
+        )
+    _check_compatible(manifest, version)
+    try:
+        bundle = pickle.loads(payload)
+    except Exception as exc:  # the bytes matched but this environment cannot rebuild them
+        raise ModelError(f"model {version} cannot be loaded here: {type(exc).__name__}: {exc}") from None
+    if not isinstance(bundle, ModelBundle):
+        raise ModelError(f"model {version}: bundle.pkl does not hold a ModelBundle")
+    return bundle
+
+
+def _check_compatible(manifest: dict[str, Any], version: str) -> None:
+    import sklearn
+
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"model {version} has bundle format {manifest.get('format_version')}, this code reads {FORMAT_VERSION}"
+        )
+    saved = str(manifest.get("library_versions", {}).get("scikit-learn", ""))
+    if saved.split(".")[:1] != sklearn.__version__.split(".")[:1]:
+        raise ModelError(
+            f"model {version} was trained with scikit-learn {saved}; this environment has {sklearn.__version__}"
+        )
+
+
+def check_features(bundle: ModelBundle, columns: list[str]) -> None:
+    """The features table must hold every column the model was trained on."""
+    missing = [c for c in bundle.feature_columns if c not in columns]
+    if missing:
+        raise ModelError(
+            f"model {bundle.version} expects feature column(s) the features table lacks: {', '.join(missing)}"
+        )

@@ -1,0 +1,57 @@
+"""Cleaning: the raw table's columns by name and type, and median imputation of gaps."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType, StringType
+
+from segmentation.errors import InputError
+from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS
+
+
+def select_raw_columns(df: DataFrame) -> DataFrame:
+    """Keep the contract's columns by name, ids as strings and behaviour columns as doubles."""
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    missing = [c for c in [ID_COLUMN, *RAW_NUMERIC_COLUMNS] if c not in fields]
+    if missing:
+        raise InputError(f"input is missing required column(s): {', '.join(missing)}")
+    wrong = [
+        f"{c} ({fields[c].simpleString()})"
+        for c in RAW_NUMERIC_COLUMNS
+        if not isinstance(fields[c], NumericType)
+    ]
+    if wrong:
+        raise InputError(f"input column(s) must be numeric: {', '.join(wrong)}")
+    id_col = F.col(ID_COLUMN)
+    if not isinstance(fields[ID_COLUMN], StringType):
+        id_col = id_col.cast("string")
+    return df.select(
+        id_col.alias(ID_COLUMN), *[F.col(c).cast("double").alias(c) for c in RAW_NUMERIC_COLUMNS]
+    )
+
+
+def median_expr(column: str, method: str, accuracy: int) -> Column:
+    if method == "exact":
+        return F.percentile(F.col(column), F.lit(0.5))
+    return F.percentile_approx(F.col(column), 0.5, accuracy)
+
+
+def compute_medians(
+    df: DataFrame, columns: list[str], method: str = "approx", accuracy: int = 10000
+) -> dict[str, float]:
+    """One Spark pass over the full table; returns {column: median of its non-null values}."""
+    if not columns:
+        return {}
+    row = df.agg(*[median_expr(c, method, accuracy).alias(c) for c in columns]).first()
+    values = {c: row[c] for c in columns}
+    empty = [c for c, v in values.items() if v is None]
+    if empty:
+        raise InputError(f"cannot impute {', '.join(empty)}: the column has no non-null value")
+    return {c: float(v) for c, v in values.items()}
+
+
+def fill_missing(df: DataFrame, values: Mapping[str, float]) -> DataFrame:
+    return df.withColumns({c: F.coalesce(F.col(c), F.lit(float(v))) for c, v in values.items()})

@@ -1,0 +1,273 @@
+"""Typed configuration: `conf/base.yaml` plus named overlays, loaded once per job.
+
+Every key is declared here; an unknown key or a value of the wrong type is a
+`ConfigError` naming the dotted key, whether it came from a file or from `--set`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from segmentation.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    source: str = "data/CC_GENERAL.csv"
+    format: Literal["auto", "csv", "parquet", "delta", "table"] = "auto"
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    # Path-based Delta tables live under `root`; when `schema` is set (e.g. `main.segmentation`)
+    # they are metastore tables `<schema>.<name>` instead.
+    root: str = "lakehouse"
+    schema: str = ""
+    features: str = "features"
+    segments: str = "segments"
+    imputation: str = "imputation"
+    models_dir: str = "lakehouse/models"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    app_name: str = "segmentation"
+    master: str = "local[*]"
+    shuffle_partitions: int = 8
+    log_level: str = "WARN"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImputationConfig:
+    columns: list[str] = field(default_factory=lambda: ["MINIMUM_PAYMENTS", "CREDIT_LIMIT"])
+    # exact: Spark's `percentile` (same value as pandas' median); approx: `percentile_approx`.
+    method: Literal["exact", "approx"] = "approx"
+    accuracy: int = 10000
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    ratio_epsilon: float = 1e-6
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    max_rows: int = 20000
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    # log1p: log(1 + x), zero stays zero; log: log(x + offset), the notebook's choice.
+    kind: Literal["log1p", "log"] = "log1p"
+    offset: float = 1e-6
+
+
+@dataclass(frozen=True)
+class KMeansConfig:
+    k: list[int] = field(default_factory=lambda: [4])
+    n_init: int = 10
+
+
+@dataclass(frozen=True)
+class GMMConfig:
+    k: list[int] = field(default_factory=lambda: [4])
+    n_init: int = 1
+
+
+@dataclass(frozen=True)
+class DBSCANConfig:
+    eps: list[float] = field(default_factory=lambda: [2.0])
+    min_samples: list[int] = field(default_factory=lambda: [15])
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    random_state: int = 42
+    algorithms: list[str] = field(default_factory=lambda: ["kmeans", "dbscan", "gmm"])
+    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
+    gmm: GMMConfig = field(default_factory=GMMConfig)
+    dbscan: DBSCANConfig = field(default_factory=DBSCANConfig)
+    # drop: silhouette of DBSCAN on its non-noise rows only (the notebook);
+    # cluster: noise rows count as one more group, so noise is not free.
+    dbscan_noise_in_silhouette: Literal["drop", "cluster"] = "drop"
+
+
+@dataclass(frozen=True)
+class ForestConfig:
+    n_estimators: int = 150
+    max_depth: Optional[int] = None
+    min_samples_leaf: int = 1
+    class_weight: Optional[str] = "balanced"
+    test_size: float = 0.3
+    random_state: int = 42
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    retrain: bool = False
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    forest: ForestConfig = field(default_factory=ForestConfig)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    model_version: str = ""  # empty: the latest saved model
+    arrow_batch_rows: int = 100000
+
+
+@dataclass(frozen=True)
+class Config:
+    input: InputConfig = field(default_factory=InputConfig)
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    imputation: ImputationConfig = field(default_factory=ImputationConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(
+    conf_dir: Path,
+    profiles: list[str] | None = None,
+    overrides: list[str] | None = None,
+    extra_files: list[Path] | None = None,
+) -> Config:
+    """base.yaml, then each profile overlay, then extra files, then `--set` overrides."""
+    conf_dir = Path(conf_dir)
+    merged: dict[str, Any] = {}
+    files = [conf_dir / "base.yaml"]
+    for name in profiles or []:
+        if not name or "/" in name or name.startswith("."):
+            raise ConfigError(f"profile name {name!r} is not a plain name of a file in {conf_dir}")
+        path = conf_dir / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+            raise ConfigError(f"unknown profile {name!r}: no {path} (profiles: {', '.join(known)})")
+        files.append(path)
+    files.extend(Path(p) for p in extra_files or [])
+    for path in files:
+        _deep_merge(merged, _read_yaml(path))
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        _set_dotted(merged, key, value)
+    return _build(Config, merged, prefix="")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_merge(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'} must be a section (mapping)")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]} (known under {prefix.rstrip('.') or 'top level'}: "
+            f"{', '.join(sorted(names))})"
+        )
+    values = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in data}
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, prefix=f"{key}.")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config key {key} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            value = [value]  # a single value where a list is expected is a list of one
+        return [_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key} must be a mapping, got {type(value).__name__}")
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"config key {key} must be {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def resolve_path(value: str, base: Path) -> str:
+    """Relative paths in config are relative to the project (the folder holding conf/)."""
+    if not value or "://" in value or value.startswith("/"):
+        return value
+    return str((base / value).resolve())

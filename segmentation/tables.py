@@ -1,0 +1,135 @@
+"""All reads and writes of tables: the raw input and the Delta tables the product owns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.utils import AnalysisException
+
+from segmentation.config import TablesConfig
+from segmentation.errors import ArgumentError, FeaturesNotFoundError, InputError
+from segmentation.schema import RAW_SCHEMA, RUN_DATE
+
+# Up to three-part names (catalog.schema.table) of plain identifiers.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+_PATH_SUFFIXES = (".csv", ".parquet", ".delta")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A Delta table either at a path or under a metastore name."""
+
+    path: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        return self.name or self.path
+
+
+def check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ArgumentError(f"{name!r} is not a table name (expected up to three dot-separated identifiers)")
+    return name
+
+
+def table_ref(tables: TablesConfig, table: str) -> TableRef:
+    if tables.schema:
+        return TableRef(name=check_identifier(f"{tables.schema}.{table}"))
+    return TableRef(path=os.path.join(tables.root, table))
+
+
+def parse_run_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"run date must be YYYY-MM-DD, got {text!r}") from None
+
+
+def run_date_predicate(run_date: dt.date) -> str:
+    # Built from a parsed date, never from user text.
+    return f"{RUN_DATE} = DATE'{run_date.isoformat()}'"
+
+
+# ---------------------------------------------------------------------------------------------
+# raw input
+
+
+def input_kind(source: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    lowered = source.lower().rstrip("/")
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    if "/" in source or "://" in source or lowered.endswith(_PATH_SUFFIXES):
+        if "://" not in source and Path(source, "_delta_log").is_dir():
+            return "delta"
+        if "://" not in source and Path(source).is_dir():
+            return "parquet"
+        return "delta"
+    return "table"
+
+
+def read_raw(spark: SparkSession, source: str, fmt: str = "auto") -> DataFrame:
+    """The raw customer table; CSV is read with the explicit raw schema."""
+    kind = input_kind(source, fmt)
+    if kind != "table" and "://" not in source and not Path(source).exists():
+        raise InputError(f"input not found: {source}")
+    try:
+        if kind == "csv":
+            return spark.read.csv(source, schema=RAW_SCHEMA, header=True, mode="PERMISSIVE")
+        if kind == "table":
+            return spark.read.table(check_identifier(source))
+        return spark.read.format(kind).load(source)
+    except AnalysisException as exc:
+        raise InputError(f"cannot read input {source} as {kind}: {exc.getMessage()}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Delta tables
+
+
+def exists(spark: SparkSession, ref: TableRef) -> bool:
+    if ref.name:
+        return spark.catalog.tableExists(ref.name)
+    return DeltaTable.isDeltaTable(spark, ref.path)
+
+
+def read_delta(spark: SparkSession, ref: TableRef) -> DataFrame:
+    if ref.name:
+        return spark.read.table(ref.name)
+    return spark.read.format("delta").load(ref.path)
+
+
+def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame:
+    """One night's partition of a run_date-keyed table; a named error when there is none."""
+    if not exists(spark, ref):
+        raise FeaturesNotFoundError(f"table {ref} does not exist yet: run the features job first")
+    return read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date))
+
+
+def replace_run(df: DataFrame, ref: TableRef, run_date: dt.date) -> None:
+    """Atomically replace one run_date of a table partitioned by run_date (creating it if new)."""
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", run_date_predicate(run_date))
+        .partitionBy(RUN_DATE)
+    )
+    if ref.name:
+        writer.saveAsTable(ref.name)
+    else:
+        writer.save(ref.path)
+
+
+def latest_version(spark: SparkSession, ref: TableRef) -> int:
+    table = DeltaTable.forName(spark, ref.name) if ref.name else DeltaTable.forPath(spark, ref.path)
+    return int(table.history(1).select("version").first()[0])

@@ -1,0 +1,34 @@
+from setuptools import setup
+
+# pyspark and delta-spark are a released pair (Delta 4.0.x is built for Spark 4.0.x, the
+# Spark of Databricks Runtime 17.3 LTS). The rest are pinned to the versions the tests ran on,
+# so a night's model is reproducible; PyYAML reads conf/*.yaml.
+INSTALL_REQUIRES = [
+    "pyspark==4.0.1",
+    "delta-spark==4.0.1",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    "scikit-learn==1.9.1",
+    "pyarrow==26.0.1",
+    "PyYAML==6.0.4",
+]
+
+setup(
+    name="segmentation",
+    version="0.1.0",
+    description="Nightly behavioural segmentation of credit-card customers into a Delta table",
+    python_requires=">=3.10",
+    packages=["segmentation", "segmentation.conf", "jobs"],
+    package_dir={"segmentation.conf": "conf"},
+    package_data={"segmentation.conf": ["*.yaml", "*.properties"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.2.0"]},
+    entry_points={
+        "console_scripts": [
+            "segmentation-features=jobs.features:main",
+            "segmentation-train=jobs.train:main",
+            "segmentation-score=jobs.score:main",
+            "segmentation-nightly=jobs.nightly:main",
+        ]
+    },
+)

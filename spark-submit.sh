@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly
+#
+# Job options (--profile, --set, --input, --run-date, --config, --conf-dir, --retrain) go to the
+# job; everything else (--master, --conf, --executor-memory, ...) goes to spark-submit. With no
+# --master the job runs locally on all cores. The package travels as a zip (--py-files), config
+# and log settings as --files, Delta's jars by --packages: what a cluster needs, not only local mode.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JOB="${1:-}"
+case "$JOB" in
+  features|train|score|nightly) shift ;;
+  *) echo "usage: $0 {features|train|score|nightly} [job options] [spark-submit options]" >&2; exit 2 ;;
+esac
+
+VENV="${SEGMENTATION_VENV:-$ROOT/.venv}"
+if [ -x "$VENV/bin/spark-submit" ]; then
+  SUBMIT="$VENV/bin/spark-submit"; PY="$VENV/bin/python"
+elif command -v spark-submit >/dev/null 2>&1; then
+  SUBMIT="$(command -v spark-submit)"; PY="$(command -v python3)"
+else
+  echo "spark-submit not found: run 'make install' first (creates $VENV)" >&2; exit 2
+fi
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PY}"
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
+
+spark_args=(); job_args=(); files=(); master=""; conf_dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile|--set|--input|--run-date)
+      [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+      job_args+=("$1" "$2"); shift 2 ;;
+    --config)
+      [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+      job_args+=("$1" "$2"); files+=("$2"); shift 2 ;;
+    --conf-dir)
+      [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+      conf_dir="$2"; shift 2 ;;
+    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--retrain)
+      job_args+=("$1"); shift ;;
+    --master)
+      [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+      master="$2"; shift 2 ;;
+    --master=*)
+      master="${1#--master=}"; shift ;;
+    *)
+      spark_args+=("$1"); shift ;;
+  esac
+done
+conf_dir="${conf_dir:-$ROOT/conf}"
+
+# The package as one zip for the executors' (and driver's) Python path.
+mkdir -p "$ROOT/build"
+ZIP="$ROOT/build/segmentation-pyfiles.zip"
+"$PY" - "$ROOT" "$ZIP" <<'PYEOF'
+import pathlib, sys, zipfile
+root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+tmp = target.with_suffix(".tmp")
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    for package in ("segmentation", "jobs"):
+        for path in sorted((root / package).rglob("*.py")):
+            zf.write(path, path.relative_to(root))
+tmp.replace(target)
+PYEOF
+
+DELTA_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
+ship="$(ls "$conf_dir"/*.yaml | tr '\n' ',')$conf_dir/log4j2.properties"
+for f in "${files[@]+"${files[@]}"}"; do ship="$ship,$f"; done
+
+exec "$SUBMIT" \
+  --master "${master:-local[*]}" \
+  --name "segmentation-$JOB" \
+  --packages "io.delta:delta-spark_2.13:$DELTA_VERSION" \
+  --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
+  --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
+  --conf spark.ui.showConsoleProgress=false \
+  --conf "spark.pyspark.python=$PYSPARK_PYTHON" \
+  --conf spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=log4j2.properties \
+  --driver-java-options "-Dlog4j2.configurationFile=file:$conf_dir/log4j2.properties" \
+  --py-files "$ZIP" \
+  --files "$ship" \
+  "${spark_args[@]+"${spark_args[@]}"}" \
+  "$ROOT/jobs/$JOB.py" --conf-dir "$conf_dir" "${job_args[@]+"${job_args[@]}"}"

@@ -1,0 +1,45 @@
+"""One local Delta-enabled SparkSession for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+BUNDLED_CSV = PROJECT / "data" / "CC_GENERAL.csv"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("segmentation-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT / 'conf' / 'log4j2.properties'}")
+    )
+    session = configure_spark_with_delta_pip(builder).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path):
+    """Job arguments that put every table and model under this test's tmp_path."""
+    return [
+        "--set", f"tables.root={tmp_path / 'lake'}",
+        "--set", f"tables.models_dir={tmp_path / 'lake' / 'models'}",
+    ]
