@@ -9,7 +9,7 @@ SCHEMA = StructType([StructField("CUST_ID", StringType())] + [StructField(c, Dou
 
 
 def _features(spark, rows):
-    df = spark.createDataFrame([(f"C{i}", *r) for i, r in enumerate(rows)], SCHEMA)
+    df = spark.createDataFrame([(f"C{i}", *map(float, r)) for i, r in enumerate(rows)], SCHEMA)
     return {r.CUST_ID: r for r in add_features(df, ratio_epsilon=1e-6).collect()}
 
 
