@@ -75,6 +75,7 @@ exec "$SUBMIT" \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
   --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
   --conf spark.ui.showConsoleProgress=false \
+  --conf spark.sql.execution.arrow.pyspark.enabled=true \
   --conf "spark.pyspark.python=$PYSPARK_PYTHON" \
   --conf spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=log4j2.properties \
   --driver-java-options "-Dlog4j2.configurationFile=file:$conf_dir/log4j2.properties" \

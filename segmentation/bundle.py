@@ -78,11 +78,12 @@ def new_version(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def save(bundle: ModelBundle, models_dir: str) -> Path:
+def save(bundle: ModelBundle, models_dir: str, usable: bool = True) -> Path:
     """Writes bundle, manifest and metrics into a new folder, then moves LATEST to it.
 
     The folder appears whole (written aside, then renamed) and LATEST changes by an atomic
-    rename, so a crash mid-save leaves the previous model current.
+    rename, so a crash mid-save leaves the previous model current. An unusable model is kept
+    for inspection but never becomes LATEST, and `load` refuses it.
     """
     root = Path(models_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -102,10 +103,13 @@ def save(bundle: ModelBundle, models_dir: str) -> Path:
         "segment_names": {str(k): v for k, v in bundle.segment_names.items()},
         "library_versions": bundle.library_versions,
         "trained_on": bundle.trained_on,
+        "usable": usable,
     }
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     (staging / METRICS_FILE).write_text(json.dumps(bundle.metrics, indent=2, default=float))
     os.replace(staging, final)
+    if not usable:
+        return final
     pointer = root / f".{LATEST_FILE}.tmp"
     pointer.write_text(bundle.version + "\n")
     os.replace(pointer, root / LATEST_FILE)
@@ -138,6 +142,8 @@ def load(models_dir: str, version: str = "") -> ModelBundle:
             f"model {version}: bundle.pkl sha256 {digest[:12]}... does not match its manifest "
             f"({str(manifest.get('sha256'))[:12]}...); refusing to load a modified or truncated bundle"
         )
+    if manifest.get("usable") is False:
+        raise ModelError(f"model {version} failed its quality checks at training and is not usable")
     _check_compatible(manifest, version)
     try:
         bundle = pickle.loads(payload)

@@ -1,17 +1,29 @@
-"""Compare K-Means, DBSCAN and a Gaussian mixture on the scaled sample by silhouette."""
+"""Clustering candidates: fit each one, score all on the same rows, keep those a team can use.
+
+Every candidate sees the same scaled sample and the same metrics; guardrails from config
+reject labelings that are no use as campaign segments, and the best silhouette among the
+rest wins, near-ties going to the more stable candidate.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.cluster import DBSCAN, KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
 
-from segmentation.config import ClusteringConfig
+from segmentation.config import ClusteringConfig, GuardrailsConfig
 from segmentation.errors import TrainingError
 
 NOISE = -1
@@ -23,25 +35,50 @@ class Candidate:
     params: dict[str, Any]
     labels: np.ndarray = field(repr=False)
     fit_seconds: float
-    silhouette: float | None = None
     n_segments: int = 0
     noise_share: float = 0.0
     smallest_share: float = 0.0
+    silhouette: float | None = None
+    calinski_harabasz: float | None = None
+    davies_bouldin: float | None = None
+    stability: float | None = None
+    bic: float | None = None
+    passed: bool = True
+    reason: str = ""
+    chosen: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.algorithm}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
 
     def record(self) -> dict[str, Any]:
-        """The JSON-ready row of the candidate table."""
+        """A row of the candidate table (bundle metrics and the Delta table)."""
         return {
             "algorithm": self.algorithm,
-            "params": self.params,
+            "params": json.dumps(self.params, sort_keys=True),
             "n_segments": self.n_segments,
             "silhouette": self.silhouette,
+            "calinski_harabasz": self.calinski_harabasz,
+            "davies_bouldin": self.davies_bouldin,
             "noise_share": self.noise_share,
             "smallest_share": self.smallest_share,
+            "stability": self.stability,
+            "bic": self.bic,
+            "passed": self.passed,
+            "reason": self.reason,
+            "chosen": self.chosen,
             "fit_seconds": round(self.fit_seconds, 3),
         }
 
 
-def _specs(cfg: ClusteringConfig) -> list[tuple[str, dict[str, Any]]]:
+def k_distance_eps(X: np.ndarray, min_samples: int, quantiles: list[float]) -> list[float]:
+    """eps values at quantiles of the distance to each row's min_samples-th neighbour."""
+    distances, _ = NearestNeighbors(n_neighbors=min_samples).fit(X).kneighbors(X)
+    kth = distances[:, -1]
+    return sorted({round(float(np.quantile(kth, q)), 3) for q in quantiles})
+
+
+def candidate_specs(X: np.ndarray, cfg: ClusteringConfig) -> list[tuple[str, dict[str, Any]]]:
     specs: list[tuple[str, dict[str, Any]]] = []
     for algorithm in cfg.algorithms:
         if algorithm == "kmeans":
@@ -49,63 +86,133 @@ def _specs(cfg: ClusteringConfig) -> list[tuple[str, dict[str, Any]]]:
         elif algorithm == "gmm":
             specs += [("gmm", {"n_components": k, "n_init": cfg.gmm.n_init}) for k in cfg.gmm.k]
         elif algorithm == "dbscan":
-            specs += [
-                ("dbscan", {"eps": eps, "min_samples": m})
-                for eps in cfg.dbscan.eps
-                for m in cfg.dbscan.min_samples
-            ]
+            for m in cfg.dbscan.min_samples:
+                eps_values = cfg.dbscan.eps or k_distance_eps(X, m, cfg.dbscan.eps_quantiles)
+                specs += [("dbscan", {"eps": eps, "min_samples": m}) for eps in eps_values]
         else:
-            raise ValueError(f"unknown clustering algorithm {algorithm!r}")
+            raise TrainingError(f"unknown clustering algorithm {algorithm!r} (known: kmeans, gmm, dbscan)")
     return specs
 
 
-def fit_labels(algorithm: str, params: dict[str, Any], X: np.ndarray, random_state: int) -> np.ndarray:
+def fit_labels(algorithm: str, params: dict[str, Any], X: np.ndarray, random_state: int) -> tuple[np.ndarray, Any]:
     if algorithm == "kmeans":
         model = KMeans(init="k-means++", random_state=random_state, **params)
-        return model.fit_predict(X)
+        return model.fit_predict(X), model
     if algorithm == "gmm":
-        return GaussianMixture(random_state=random_state, **params).fit(X).predict(X)
+        model = GaussianMixture(random_state=random_state, **params).fit(X)
+        return model.predict(X), model
     if algorithm == "dbscan":
-        return DBSCAN(**params).fit_predict(X)
-    raise ValueError(f"unknown clustering algorithm {algorithm!r}")
+        model = DBSCAN(**params)
+        return model.fit_predict(X), model
+    raise TrainingError(f"unknown clustering algorithm {algorithm!r}")
 
 
-def silhouette(X: np.ndarray, labels: np.ndarray, noise: str) -> float | None:
-    """None when the labelling has fewer than two groups to compare."""
+def _scored_rows(X: np.ndarray, labels: np.ndarray, noise: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and labels the quality metrics see: noise dropped, or kept as one more group."""
     if noise == "drop":
         keep = labels != NOISE
-        X, labels = X[keep], labels[keep]
-    groups = np.unique(labels)
-    if len(groups) < 2 or len(groups) >= len(labels):
+        return X[keep], labels[keep]
+    return X, labels
+
+
+def quality(X: np.ndarray, labels: np.ndarray, noise: str) -> tuple[float | None, float | None, float | None]:
+    """(silhouette, Calinski-Harabasz, Davies-Bouldin); None when fewer than two groups."""
+    X, labels = _scored_rows(X, labels, noise)
+    groups = len(np.unique(labels))
+    if groups < 2 or groups >= len(labels):
+        return None, None, None
+    return (
+        float(silhouette_score(X, labels)),
+        float(calinski_harabasz_score(X, labels)),
+        float(davies_bouldin_score(X, labels)),
+    )
+
+
+def stability(
+    algorithm: str, params: dict[str, Any], X: np.ndarray, labels: np.ndarray,
+    resamples: int, fraction: float, random_state: int,
+) -> float | None:
+    """Mean adjusted Rand index between the labels and refits on random subsamples of the rows."""
+    if resamples <= 0:
         return None
-    return float(silhouette_score(X, labels))
+    rng = np.random.default_rng(random_state)
+    size = max(2, int(round(fraction * len(X))))
+    scores = []
+    for b in range(resamples):
+        idx = np.sort(rng.choice(len(X), size=size, replace=False))
+        refit, _ = fit_labels(algorithm, params, X[idx], random_state + b + 1)
+        scores.append(adjusted_rand_score(labels[idx], refit))
+    return float(np.mean(scores))
+
+
+def metric_rows(n: int, max_rows: int, random_state: int) -> np.ndarray:
+    """Indices of the bounded subsample every candidate is measured on (all rows if few)."""
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size=max_rows, replace=False))
 
 
 def evaluate(X: np.ndarray, cfg: ClusteringConfig) -> list[Candidate]:
     candidates = []
-    for algorithm, params in _specs(cfg):
+    rows = metric_rows(len(X), cfg.metric_max_rows, cfg.random_state)
+    X_metric = X[rows]
+    for algorithm, params in candidate_specs(X, cfg):
         start = time.perf_counter()
-        labels = fit_labels(algorithm, params, X, cfg.random_state)
+        labels, model = fit_labels(algorithm, params, X, cfg.random_state)
         seconds = time.perf_counter() - start
         segments, counts = np.unique(labels[labels != NOISE], return_counts=True)
         noise = cfg.dbscan_noise_in_silhouette if algorithm == "dbscan" else "cluster"
+        sil, ch, db = quality(X_metric, labels[rows], noise)
         candidates.append(
             Candidate(
                 algorithm=algorithm,
                 params=params,
                 labels=labels,
                 fit_seconds=seconds,
-                silhouette=silhouette(X, labels, noise),
                 n_segments=int(len(segments)),
                 noise_share=float(np.mean(labels == NOISE)),
                 smallest_share=float(counts.min() / len(labels)) if len(counts) else 0.0,
+                silhouette=sil,
+                calinski_harabasz=ch,
+                davies_bouldin=db,
+                stability=stability(
+                    algorithm, params, X_metric, labels[rows], cfg.stability.resamples, cfg.stability.fraction,
+                    cfg.random_state,
+                ),
+                bic=float(model.bic(X)) if algorithm == "gmm" else None,
             )
         )
     return candidates
 
 
-def choose(candidates: list[Candidate]) -> Candidate:
-    scored = [c for c in candidates if c.silhouette is not None]
-    if not scored:
-        raise TrainingError("no clustering candidate produced two or more segments")
-    return max(scored, key=lambda c: c.silhouette)
+def apply_guardrails(candidates: list[Candidate], rails: GuardrailsConfig) -> None:
+    """Marks each candidate passed or failed, with every reason it failed."""
+    for c in candidates:
+        reasons = []
+        if c.silhouette is None:
+            reasons.append("fewer than two groups to compare")
+        if rails.enabled:
+            if not rails.min_segments <= c.n_segments <= rails.max_segments:
+                reasons.append(f"{c.n_segments} segments outside [{rails.min_segments}, {rails.max_segments}]")
+            if c.n_segments and c.smallest_share < rails.min_segment_share:
+                reasons.append(f"smallest segment {c.smallest_share:.2%} < {rails.min_segment_share:.2%}")
+            if c.noise_share > rails.max_noise_share:
+                reasons.append(f"noise {c.noise_share:.2%} > {rails.max_noise_share:.2%}")
+        c.passed = not reasons
+        c.reason = "; ".join(reasons)
+
+
+def choose(candidates: list[Candidate], tie_tolerance: float = 0.0) -> Candidate:
+    """Best silhouette among passing candidates; within `tie_tolerance` of it, the most stable."""
+    passing = [c for c in candidates if c.passed]
+    if not passing:
+        closest = sorted(candidates, key=lambda c: (c.reason.count(";"), -(c.silhouette or -1.0)))[:3]
+        detail = " | ".join(f"{c.name}: {c.reason}" for c in closest)
+        raise TrainingError(
+            f"no clustering candidate passed the guardrails ({len(candidates)} tried); closest: {detail}"
+        )
+    best = max(c.silhouette for c in passing)
+    tied = [c for c in passing if c.silhouette >= best - tie_tolerance]
+    winner = max(tied, key=lambda c: (c.stability if c.stability is not None else -1.0, c.silhouette))
+    winner.chosen = True
+    return winner

@@ -33,6 +33,7 @@ class TablesConfig:
     features: str = "features"
     segments: str = "segments"
     imputation: str = "imputation"
+    clustering_candidates: str = "clustering_candidates"
     models_dir: str = "lakehouse/models"
 
 
@@ -60,7 +61,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    max_rows: int = 20000
+    max_rows: int = 10000  # also the rows every clustering candidate and metric sees
     seed: int = 42
 
 
@@ -73,20 +74,37 @@ class TransformConfig:
 
 @dataclass(frozen=True)
 class KMeansConfig:
-    k: list[int] = field(default_factory=lambda: [4])
-    n_init: int = 10
+    k: list[int] = field(default_factory=lambda: list(range(2, 11)))
+    n_init: int = 4
 
 
 @dataclass(frozen=True)
 class GMMConfig:
-    k: list[int] = field(default_factory=lambda: [4])
-    n_init: int = 1
+    k: list[int] = field(default_factory=lambda: list(range(2, 11)))
+    n_init: int = 2
 
 
 @dataclass(frozen=True)
 class DBSCANConfig:
-    eps: list[float] = field(default_factory=lambda: [2.0])
-    min_samples: list[int] = field(default_factory=lambda: [15])
+    # An empty eps list derives eps from the k-distance distribution at `eps_quantiles`.
+    eps: list[float] = field(default_factory=list)
+    eps_quantiles: list[float] = field(default_factory=lambda: [0.90, 0.95, 0.98])
+    min_samples: list[int] = field(default_factory=lambda: [10, 20])
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    resamples: int = 3  # 0 skips the stability measure
+    fraction: float = 0.8
+
+
+@dataclass(frozen=True)
+class GuardrailsConfig:
+    enabled: bool = True
+    min_segments: int = 3
+    max_segments: int = 8
+    min_segment_share: float = 0.02
+    max_noise_share: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -96,9 +114,15 @@ class ClusteringConfig:
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
     gmm: GMMConfig = field(default_factory=GMMConfig)
     dbscan: DBSCANConfig = field(default_factory=DBSCANConfig)
-    # drop: silhouette of DBSCAN on its non-noise rows only (the notebook);
+    # drop: DBSCAN's metrics on its non-noise rows only (the notebook, which flatters it);
     # cluster: noise rows count as one more group, so noise is not free.
-    dbscan_noise_in_silhouette: Literal["drop", "cluster"] = "drop"
+    dbscan_noise_in_silhouette: Literal["drop", "cluster"] = "cluster"
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    guardrails: GuardrailsConfig = field(default_factory=GuardrailsConfig)
+    tie_tolerance: float = 0.005  # silhouettes this close are a tie, broken by stability
+    # Silhouette is quadratic in rows: metrics and stability refits see at most this many
+    # rows of the sample, the same rows for every candidate.
+    metric_max_rows: int = 5000
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,7 @@ class ForestConfig:
     class_weight: Optional[str] = "balanced"
     test_size: float = 0.3
     random_state: int = 42
+    min_macro_f1: float = 0.90  # held-out agreement with the clusterer below this: no usable model
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,24 @@ import datetime as dt
 import time
 from typing import Any
 
+import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    BooleanType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from segmentation import bundle as model_store
 from segmentation import classifier, clustering, logs, personas, tables
 from segmentation.cleaning import compute_medians, fill_missing, select_raw_columns
 from segmentation.config import Config
-from segmentation.errors import AccountingError, FeaturesNotFoundError
+from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, TrainingError
 from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS, add_features
 from segmentation.preprocessing import LogScaler
 from segmentation.sampling import driver_sample
@@ -39,8 +48,6 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
         s.rows = rows_read = raw.count()
         s.detail = f"source={cfg.input.source}"
     if rows_read == 0:
-        from segmentation.errors import InputError
-
         raise InputError(f"input {cfg.input.source} has no rows")
     imp = cfg.imputation
     with logs.step(log, "compute medians") as s:
@@ -73,41 +80,94 @@ def _imputation_values(spark: SparkSession, cfg: Config, run_date: dt.date) -> d
     return {r["column"]: float(r["value"]) for r in rows}
 
 
+CANDIDATES_SCHEMA = StructType(
+    [
+        StructField("model_version", StringType(), False),
+        StructField(RUN_DATE, DateType(), False),
+        StructField("algorithm", StringType(), False),
+        StructField("params", StringType(), False),
+        StructField("n_segments", IntegerType(), False),
+        StructField("silhouette", DoubleType(), True),
+        StructField("calinski_harabasz", DoubleType(), True),
+        StructField("davies_bouldin", DoubleType(), True),
+        StructField("noise_share", DoubleType(), False),
+        StructField("smallest_share", DoubleType(), False),
+        StructField("stability", DoubleType(), True),
+        StructField("bic", DoubleType(), True),
+        StructField("passed", BooleanType(), False),
+        StructField("reason", StringType(), False),
+        StructField("chosen", BooleanType(), False),
+        StructField("fit_seconds", DoubleType(), False),
+        StructField("sample_rows", IntegerType(), False),
+        StructField("model_usable", BooleanType(), False),
+    ]
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _train_sample(spark: SparkSession, cfg: Config, run_date: dt.date):
+    """The bounded driver sample of the date's features, building the features first if absent."""
+    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    scfg = cfg.train.sample
+    if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
+        logs.get("train").info("no features for %s yet: running the features stage first", run_date)
+        run_features(spark, cfg, run_date)
+    features = tables.read_run(spark, features_ref, run_date)
+    return driver_sample(features, FEATURE_COLUMNS, scfg.max_rows, scfg.seed)
+
+
 def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
     """Sample -> scale -> compare clusterings -> forest surrogate -> saved model bundle."""
     log = logs.get("train")
-    tcfg = cfg.train
-    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    tcfg, ccfg = cfg.train, cfg.train.clustering
+    version = model_store.new_version()
     with logs.step(log, "sample features") as s:
-        features = tables.read_run(spark, features_ref, run_date)
-        sample = driver_sample(features, FEATURE_COLUMNS, tcfg.sample.max_rows, tcfg.sample.seed)
+        sample = _train_sample(spark, cfg, run_date)
         s.rows = len(sample)
         s.detail = f"cap={tcfg.sample.max_rows} seed={tcfg.sample.seed}"
-    if sample.empty:
-        raise FeaturesNotFoundError(f"no features for run date {run_date} in {features_ref}")
     with logs.step(log, "transform") as s:
         prep = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample)
         X = prep.transform(sample)
         s.rows = len(X)
         s.detail = f"kind={tcfg.transform.kind}"
     with logs.step(log, "compare clusterings") as s:
-        candidates = clustering.evaluate(X, tcfg.clustering)
-        winner = clustering.choose(candidates)
+        candidates = clustering.evaluate(X, ccfg)
+        clustering.apply_guardrails(candidates, ccfg.guardrails)
         s.rows = len(X)
-        s.detail = "; ".join(
-            f"{c.algorithm}{c.params} silhouette={'n/a' if c.silhouette is None else f'{c.silhouette:.4f}'}"
-            f" segments={c.n_segments}"
-            for c in candidates
-        ) + f"; winner={winner.algorithm}"
+        s.detail = (
+            f"candidates={len(candidates)} passed={sum(c.passed for c in candidates)} "
+            f"(fits and DBSCAN on {len(X)} rows, cap train.sample.max_rows={tcfg.sample.max_rows}; "
+            f"metrics on {min(len(X), ccfg.metric_max_rows)} rows, cap clustering.metric_max_rows={ccfg.metric_max_rows})"
+        )
+    for c in candidates:
+        log.info(
+            "candidate %s: segments=%d silhouette=%s calinski_harabasz=%s davies_bouldin=%s noise=%.3f "
+            "smallest=%.3f stability=%s %s",
+            c.name, c.n_segments, _fmt(c.silhouette), _fmt(c.calinski_harabasz), _fmt(c.davies_bouldin),
+            c.noise_share, c.smallest_share, _fmt(c.stability), "passed" if c.passed else f"failed: {c.reason}",
+        )
+    try:
+        winner = clustering.choose(candidates, ccfg.tie_tolerance)
+    except TrainingError:
+        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=False)
+        raise
+    log.info("winner: %s silhouette=%s segments=%d", winner.name, _fmt(winner.silhouette), winner.n_segments)
     with logs.step(log, "train forest") as s:
         forest, report = classifier.train_forest(
             sample[FEATURE_COLUMNS].to_numpy(dtype=float), winner.labels, tcfg.forest
         )
         s.rows = report.train_rows
-        s.detail = f"accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f}"
+        s.detail = f"test_rows={report.test_rows} accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} " + (
+            "per_segment_f1=" + ",".join(f"{k}:{v:.3f}" for k, v in report.per_segment_f1.items())
+        )
+    usable = report.macro_f1 >= tcfg.forest.min_macro_f1
     keep = winner.labels != clustering.NOISE
     profiles = personas.segment_profiles(X[keep], winner.labels[keep], FEATURE_COLUMNS)
     names = personas.name_segments(profiles, forest.feature_importances_)
+    segments, sizes = np.unique(winner.labels[keep], return_counts=True)
     metrics = {
         "run_date": run_date.isoformat(),
         "sample_rows": len(sample),
@@ -115,11 +175,12 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         "candidates": [c.record() for c in candidates],
         "winner": winner.record(),
         "forest": report.record(),
-        "segment_sizes": {str(k): int(v) for k, v in zip(*_counts(winner.labels[keep]))},
+        "usable": usable,
+        "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
         "segment_names": {str(k): v for k, v in names.items()},
     }
     bundle = model_store.ModelBundle(
-        version=model_store.new_version(),
+        version=version,
         feature_columns=list(FEATURE_COLUMNS),
         preprocessor=prep,
         forest=forest,
@@ -127,18 +188,37 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         imputation=_imputation_values(spark, cfg, run_date),
         metrics=metrics,
         library_versions=model_store.library_versions(),
-        trained_on=f"{features_ref} run_date={run_date}",
+        trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date}",
     )
     with logs.step(log, "save model") as s:
-        path = model_store.save(bundle, cfg.tables.models_dir)
-        s.detail = f"version={bundle.version} path={path}"
-    return {"model_version": bundle.version, "model_path": str(path), "metrics": metrics, "sample_rows": len(sample)}
+        path = model_store.save(bundle, cfg.tables.models_dir, usable=usable)
+        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=usable)
+        s.detail = f"version={version} usable={usable} path={path}"
+    if not usable:
+        raise TrainingError(
+            f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
+            f"train.forest.min_macro_f1={tcfg.forest.min_macro_f1}; model {version} kept at {path} but not used"
+        )
+    return {
+        "model_version": version,
+        "model_path": str(path),
+        "metrics": metrics,
+        "sample_rows": len(sample),
+        "tables": [str(tables.table_ref(cfg.tables, cfg.tables.clustering_candidates))],
+    }
 
 
-def _counts(labels):
-    import numpy as np
-
-    return np.unique(labels, return_counts=True)
+def _write_candidates(spark, cfg: Config, version: str, run_date: dt.date, candidates, rows: int, usable: bool) -> None:
+    ref = tables.table_ref(cfg.tables, cfg.tables.clustering_candidates)
+    records = []
+    for c in candidates:
+        r = c.record()
+        records.append(
+            (version, run_date, r["algorithm"], r["params"], r["n_segments"], r["silhouette"], r["calinski_harabasz"],
+             r["davies_bouldin"], r["noise_share"], r["smallest_share"], r["stability"], r["bic"], r["passed"],
+             r["reason"], r["chosen"], float(r["fit_seconds"]), rows, usable)
+        )
+    tables.replace_key(spark.createDataFrame(records, CANDIDATES_SCHEMA), ref, "model_version", version)
 
 
 def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:

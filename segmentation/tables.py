@@ -118,12 +118,23 @@ def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame
 
 def replace_run(df: DataFrame, ref: TableRef, run_date: dt.date) -> None:
     """Atomically replace one run_date of a table partitioned by run_date (creating it if new)."""
-    writer = (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", run_date_predicate(run_date))
-        .partitionBy(RUN_DATE)
-    )
+    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE)
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def replace_key(df: DataFrame, ref: TableRef, column: str, value: str) -> None:
+    """Atomically replace the rows whose `column` equals `value` (a version-like token)."""
+    if not _TOKEN.match(value) or not _IDENTIFIER.match(column):
+        raise ArgumentError(f"refusing to build a predicate from {column!r} = {value!r}")
+    _replace(df, ref, f"{column} = '{value}'", partition_by=None)
+
+
+def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None) -> None:
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
     if ref.name:
         writer.saveAsTable(ref.name)
     else:

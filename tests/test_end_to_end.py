@@ -47,7 +47,16 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     assert {r.column for r in medians.collect()} == {"MINIMUM_PAYMENTS", "CREDIT_LIMIT"}
     metrics = json.loads((tmp_path / "lake" / "models" / bundle.version / "metrics.json").read_text())
     assert {c["algorithm"] for c in metrics["candidates"]} == {"kmeans", "dbscan", "gmm"}
-    assert 0.0 <= metrics["forest"]["macro_f1"] <= 1.0
+    # The default profile's guardrails: 3-8 segments, each at least 2% of the customers.
+    winner = metrics["winner"]
+    assert 3 <= winner["n_segments"] <= 8 and winner["smallest_share"] >= 0.02 and winner["noise_share"] <= 0.10
+    shares = segments.groupBy("segment_id").count().collect()
+    assert 3 <= len(shares) <= 8 and min(r["count"] for r in shares) >= 0.02 * 8950
+    assert metrics["forest"]["macro_f1"] >= 0.90
+    candidates = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates"))
+    assert candidates.where(F.col("model_version") == bundle.version).count() == len(metrics["candidates"]) >= 20
+    assert candidates.where("chosen").count() == 1
+    assert candidates.where("NOT passed AND reason = ''").count() == 0
 
     # The whole night again for the same date: the same rows, not twice as many.
     assert nightly_job.main(args) == 0
@@ -66,6 +75,31 @@ def test_score_without_features_or_model_fails_with_a_named_error(spark, tmp_pat
     assert features_job.main(["--set", "train.forest.n_trees=5", *lake]) == 2
 
 
+SMALL_GRID = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
+              "--set", "train.clustering.stability.resamples=0"]
+
+
+def test_a_poor_surrogate_leaves_no_usable_model(spark, tmp_path, lake):
+    args = ["--run-date", RUN_DATE, *lake, *SMALL_GRID, "--set", "train.forest.min_macro_f1=1.01"]
+    assert train_job.main(args) == 5  # TrainingError
+    models = tmp_path / "lake" / "models"
+    assert model_store.latest(str(models)) is None  # never became LATEST
+    (kept,) = [p for p in models.iterdir() if p.is_dir()]
+    assert json.loads((kept / "manifest.json").read_text())["usable"] is False
+    with pytest.raises(Exception, match="not usable"):
+        model_store.load(str(models), kept.name)
+    candidates = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates"))
+    assert [r.model_usable for r in candidates.collect()] == [False]
+
+
+def test_no_passing_candidate_fails_the_run_and_records_why(spark, tmp_path, lake):
+    args = ["--run-date", RUN_DATE, *lake, *SMALL_GRID, "--set", "train.clustering.guardrails.max_segments=3"]
+    assert train_job.main(args) == 5
+    assert model_store.latest(str(tmp_path / "lake" / "models")) is None
+    (row,) = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates")).collect()
+    assert not row.passed and "4 segments outside [3, 3]" in row.reason
+
+
 def test_spark_submit_script_runs_the_nightly_job(tmp_path):
     env = dict(os.environ)
     env.pop("PYSPARK_GATEWAY_PORT", None)
@@ -73,7 +107,7 @@ def test_spark_submit_script_runs_the_nightly_job(tmp_path):
     result = subprocess.run(
         [str(PROJECT / "spark-submit.sh"), "nightly", "--run-date", RUN_DATE,
          "--set", f"tables.root={lake_dir}", "--set", f"tables.models_dir={lake_dir / 'models'}",
-         "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2"],
+         *SMALL_GRID, "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     output = result.stdout + result.stderr  # spark-submit's Python runner merges the streams
