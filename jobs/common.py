@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from segmentation import logs
+from segmentation import logs, runs
 from segmentation.config import Config, load_config, resolve_path
 from segmentation.errors import ArgumentError, ConfigError, SegmentationError
 from segmentation.tables import parse_run_date
@@ -118,24 +118,39 @@ def main(job: str, run: Callable[[Any, Config, dt.date], dict[str, Any]],
         extra_args(p)
     args = p.parse_args(argv)
     start = time.perf_counter()
+    started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    spark = cfg = run_date = None
+    run_id = runs.new_run_id()
     try:
         cfg, run_date = load(args)
-        log.info("%s: run_date=%s profile=%s", job, run_date, ",".join(args.profile or ["local"]))
+        log.info("%s: run_id=%s run_date=%s profile=%s", job, run_id, run_date, ",".join(args.profile or ["local"]))
         spark = spark_session(cfg)
         summary = run(spark, cfg, run_date)
     except SegmentationError as exc:
         log.error("%s FAILED (%s): %s", job, type(exc).__name__, exc)
+        _record(spark, cfg, run_id, run_date, job, started_at, None, exc)
         return exc.exit_code
+    _record(spark, cfg, run_id, run_date, job, started_at, summary, None)
     elapsed = time.perf_counter() - start
     log.info("%s OK: %s elapsed=%.1fs", job, _summary_line(summary), elapsed)
     return 0
+
+
+def _record(spark, cfg, run_id, run_date, job, started_at, summary, error) -> None:
+    """The audit row; a failure to write it is logged, never allowed to mask the job's own result."""
+    if spark is None or cfg is None:
+        return
+    try:
+        runs.record(spark, cfg, run_id, run_date, job, started_at, summary, error)
+    except Exception as exc:  # noqa: BLE001 - the audit must not turn a result into a crash
+        logs.get(job).warning("could not append to the runs table: %s: %s", type(exc).__name__, exc)
 
 
 def _summary_line(summary: dict[str, Any]) -> str:
     parts = []
     if summary.get("tables"):
         parts.append("tables=" + ",".join(summary["tables"]))
-    for key in ("rows_read", "features_rows", "segments_rows", "sample_rows"):
+    for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows"):
         if key in summary:
             parts.append(f"{key}={summary[key]}")
     version = summary.get("model_version")

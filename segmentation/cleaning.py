@@ -8,13 +8,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
+from segmentation import logs
 from segmentation.errors import InputError
-from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.schema import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS
+
+log = logs.get("features")
 
 
 def select_raw_columns(df: DataFrame) -> DataFrame:
     """Keep the contract's columns by name, ids as strings and behaviour columns as doubles."""
     fields = {f.name: f.dataType for f in df.schema.fields}
+    extra = [c for c in fields if c not in (ID_COLUMN, CORRUPT_COLUMN, *RAW_NUMERIC_COLUMNS)]
+    if extra:
+        log.info("input columns ignored (not in the contract): %s", ", ".join(extra))
     missing = [c for c in [ID_COLUMN, *RAW_NUMERIC_COLUMNS] if c not in fields]
     if missing:
         raise InputError(f"input is missing required column(s): {', '.join(missing)}")
@@ -28,8 +34,9 @@ def select_raw_columns(df: DataFrame) -> DataFrame:
     id_col = F.col(ID_COLUMN)
     if not isinstance(fields[ID_COLUMN], StringType):
         id_col = id_col.cast("string")
+    corrupt = [F.col(CORRUPT_COLUMN)] if CORRUPT_COLUMN in fields else []
     return df.select(
-        id_col.alias(ID_COLUMN), *[F.col(c).cast("double").alias(c) for c in RAW_NUMERIC_COLUMNS]
+        id_col.alias(ID_COLUMN), *[F.col(c).cast("double").alias(c) for c in RAW_NUMERIC_COLUMNS], *corrupt
     )
 
 

@@ -34,6 +34,8 @@ class TablesConfig:
     segments: str = "segments"
     imputation: str = "imputation"
     clustering_candidates: str = "clustering_candidates"
+    quarantine: str = "quarantine"
+    runs: str = "runs"
     models_dir: str = "lakehouse/models"
 
 
@@ -44,6 +46,18 @@ class SparkConfig:
     shuffle_partitions: int = 8
     log_level: str = "WARN"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContractConfig:
+    max_quarantine_share: float = 0.05  # above this the night stops: an upstream break
+    tenure_min: float = 6
+    tenure_max: float = 12
+    # The bundled data holds CASH_ADVANCE_FREQUENCY up to 1.5 (8 rows); other shares stay in [0, 1].
+    max_cash_advance_frequency: float = 1.5
+    # PURCHASES never exceeds ONEOFF + INSTALLMENTS in the bundled data by more than rounding;
+    # the reverse happens (19 rows, up to 600) and is tolerated.
+    purchases_tolerance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,7 @@ class Config:
     input: InputConfig = field(default_factory=InputConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
+    contract: ContractConfig = field(default_factory=ContractConfig)
     imputation: ImputationConfig = field(default_factory=ImputationConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -20,14 +20,14 @@ from pyspark.sql.types import (
 )
 
 from segmentation import bundle as model_store
-from segmentation import classifier, clustering, logs, personas, tables
+from segmentation import classifier, clustering, contract, logs, personas, tables
 from segmentation.cleaning import compute_medians, fill_missing, select_raw_columns
 from segmentation.config import Config
 from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, TrainingError
 from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS, add_features
 from segmentation.preprocessing import LogScaler
 from segmentation.sampling import driver_sample
-from segmentation.schema import ID_COLUMN, RUN_DATE
+from segmentation.schema import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
 
 IMPUTATION_SCHEMA = StructType(
     [
@@ -40,36 +40,68 @@ IMPUTATION_SCHEMA = StructType(
 
 
 def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Raw table -> cleaned, imputed, engineered `features` partition for `run_date`."""
+    """Raw table -> contract check -> `features` and `quarantine` partitions for `run_date`."""
     log = logs.get("features")
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
-    with logs.step(log, "read input") as s:
-        raw = select_raw_columns(tables.read_raw(spark, cfg.input.source, cfg.input.format))
-        s.rows = rows_read = raw.count()
-        s.detail = f"source={cfg.input.source}"
-    if rows_read == 0:
-        raise InputError(f"input {cfg.input.source} has no rows")
-    imp = cfg.imputation
-    with logs.step(log, "compute medians") as s:
-        medians = compute_medians(raw, imp.columns, imp.method, imp.accuracy)
-        s.detail = f"method={imp.method} " + " ".join(f"{c}={v:.6g}" for c, v in medians.items())
-    with logs.step(log, "write features") as s:
-        features = (
-            raw.transform(fill_missing, medians)
-            .transform(add_features, cfg.features.ratio_epsilon)
-            .withColumn(RUN_DATE, F.lit(run_date))
-        )
-        tables.replace_run(features, features_ref, run_date)
-        s.rows = rows_written = tables.read_run(spark, features_ref, run_date).count()
-        s.detail = f"table={features_ref}"
+    quarantine_ref = tables.table_ref(cfg.tables, cfg.tables.quarantine)
+    source, imp = cfg.input.source, cfg.imputation
+    with logs.step(log, "read and check input") as s:
+        raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format))
+        # Persisted: the counts, the medians and both writes read the checked rows once.
+        checked = contract.check_rows(raw, cfg.contract, nullable=imp.columns).persist()
+        totals = checked.agg(
+            F.count(F.lit(1)).alias("rows"), F.sum((F.size(contract.REASONS) > 0).cast("long")).alias("bad")
+        ).first()
+        rows_read, rows_bad = int(totals["rows"]), int(totals["bad"] or 0)
+        s.rows = rows_read
+        s.detail = f"source={source} breaking_contract={rows_bad}"
+    try:
+        if rows_read == 0:
+            raise InputError(f"input {source} has no rows")
+        contract.check_share(rows_read, rows_bad, cfg.contract.max_quarantine_share, source)
+        good = checked.where(F.size(contract.REASONS) == 0).drop(contract.REASONS, CORRUPT_COLUMN)
+        with logs.step(log, "compute medians") as s:
+            medians = compute_medians(good, imp.columns, imp.method, imp.accuracy)
+            s.detail = f"method={imp.method} " + " ".join(f"{c}={v:.6g}" for c, v in medians.items())
+        with logs.step(log, "write quarantine") as s:
+            bad = checked.where(F.size(contract.REASONS) > 0).select(
+                F.lit(run_date).alias(RUN_DATE),
+                F.lit(source).alias("source"),
+                F.col(ID_COLUMN),
+                contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]).alias("raw"),
+                F.col(contract.REASONS).alias("reasons"),
+                F.current_timestamp().alias("quarantined_at"),
+            )
+            tables.replace_run(bad, quarantine_ref, run_date)
+            s.rows = rows_quarantined = tables.read_run(spark, quarantine_ref, run_date).count()
+            s.detail = f"table={quarantine_ref}"
+        with logs.step(log, "write features") as s:
+            features = (
+                good.transform(fill_missing, medians)
+                .transform(add_features, cfg.features.ratio_epsilon)
+                .withColumn(RUN_DATE, F.lit(run_date))
+            )
+            tables.replace_run(features, features_ref, run_date)
+            s.rows = rows_written = tables.read_run(spark, features_ref, run_date).count()
+            s.detail = f"table={features_ref}"
+    finally:
+        checked.unpersist()
     with logs.step(log, "write imputation values") as s:
         imputation_ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
         rows = [(run_date, c, v, imp.method) for c, v in medians.items()]
         tables.replace_run(spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date)
         s.rows = len(rows)
-    if rows_written != rows_read:
-        raise AccountingError(f"features: read {rows_read} rows but wrote {rows_written}")
-    return {"rows_read": rows_read, "features_rows": rows_written, "tables": [str(features_ref)], "medians": medians}
+    if rows_written + rows_quarantined != rows_read:
+        raise AccountingError(
+            f"features: read {rows_read} rows but wrote {rows_written} and quarantined {rows_quarantined}"
+        )
+    return {
+        "rows_read": rows_read,
+        "rows_written": rows_written,
+        "rows_quarantined": rows_quarantined,
+        "tables": [str(features_ref), str(quarantine_ref)],
+        "medians": medians,
+    }
 
 
 def _imputation_values(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, float]:
@@ -244,7 +276,13 @@ def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         s.detail = f"table={segments_ref}"
     if rows_out != rows_in:
         raise AccountingError(f"score: {rows_in} customers in features but {rows_out} rows in segments")
-    return {"rows_read": rows_in, "segments_rows": rows_out, "model_version": model.version, "tables": [str(segments_ref)]}
+    return {
+        "rows_read": rows_in,
+        "rows_written": rows_out,
+        "segments_rows": rows_out,
+        "model_version": model.version,
+        "tables": [str(segments_ref)],
+    }
 
 
 def _score(features, model, run_date, scored_at):
@@ -259,6 +297,7 @@ def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str
     summary: dict[str, Any] = {"tables": []}
     feats = run_features(spark, cfg, run_date)
     summary["rows_read"] = feats["rows_read"]
+    summary["rows_quarantined"] = feats["rows_quarantined"]
     summary["tables"] += feats["tables"]
     if cfg.train.retrain or cfg.score.model_version == "" and model_store.latest(cfg.tables.models_dir) is None:
         trained = run_train(spark, cfg, run_date)
@@ -268,6 +307,11 @@ def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str
                  cfg.score.model_version or model_store.latest(cfg.tables.models_dir))
     scored = run_score(spark, cfg, run_date)
     summary["tables"] += scored["tables"]
-    summary["segments_rows"] = scored["segments_rows"]
+    summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
     summary["model_version"] = scored["model_version"]
+    if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
+        raise AccountingError(
+            f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
+            f"and quarantined {summary['rows_quarantined']}"
+        )
     return summary

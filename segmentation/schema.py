@@ -4,6 +4,7 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 ID_COLUMN = "CUST_ID"
 RUN_DATE = "run_date"
+CORRUPT_COLUMN = "_corrupt_record"  # Spark's corrupt-record column: the raw line of a malformed row
 
 # File order of CC_GENERAL.csv; the notebook's feature order starts with these.
 RAW_NUMERIC_COLUMNS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import re
@@ -11,11 +12,12 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
 
 from segmentation.config import TablesConfig
 from segmentation.errors import ArgumentError, FeaturesNotFoundError, InputError
-from segmentation.schema import RAW_SCHEMA, RUN_DATE
+from segmentation.schema import CORRUPT_COLUMN, RAW_SCHEMA, RUN_DATE
 
 # Up to three-part names (catalog.schema.table) of plain identifiers.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -78,14 +80,36 @@ def input_kind(source: str, fmt: str) -> str:
     return "table"
 
 
+def csv_schema(header: list[str]) -> StructType:
+    """The explicit schema for a CSV with this header: contract columns typed, extras as text.
+
+    Built in the file's own column order, so columns are matched by name, and with a column
+    for Spark's corrupt-record handling, which keeps a malformed line whole.
+    """
+    types = {f.name: f.dataType for f in RAW_SCHEMA.fields}
+    fields = [StructField(name, types.get(name, StringType()), True) for name in header]
+    return StructType(fields + [StructField(CORRUPT_COLUMN, StringType(), True)])
+
+
+def _csv_header(spark: SparkSession, source: str) -> list[str]:
+    first = spark.read.text(source).first()
+    if first is None or not first[0].strip():
+        raise InputError(f"input {source} is empty (no header line)")
+    line = first[0].lstrip("\ufeff")  # a spreadsheet's byte-order mark
+    return [name.strip().strip('"') for name in next(csv.reader([line]))]
+
+
 def read_raw(spark: SparkSession, source: str, fmt: str = "auto") -> DataFrame:
-    """The raw customer table; CSV is read with the explicit raw schema."""
+    """The raw customer table; CSV is read with an explicit schema built from its header."""
     kind = input_kind(source, fmt)
     if kind != "table" and "://" not in source and not Path(source).exists():
         raise InputError(f"input not found: {source}")
     try:
         if kind == "csv":
-            return spark.read.csv(source, schema=RAW_SCHEMA, header=True, mode="PERMISSIVE")
+            return spark.read.csv(
+                source, schema=csv_schema(_csv_header(spark, source)), header=True, mode="PERMISSIVE",
+                columnNameOfCorruptRecord=CORRUPT_COLUMN,
+            )
         if kind == "table":
             return spark.read.table(check_identifier(source))
         return spark.read.format(kind).load(source)
@@ -135,6 +159,14 @@ def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | N
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     if partition_by:
         writer = writer.partitionBy(partition_by)
+    if ref.name:
+        writer.saveAsTable(ref.name)
+    else:
+        writer.save(ref.path)
+
+
+def append(df: DataFrame, ref: TableRef) -> None:
+    writer = df.write.format("delta").mode("append")
     if ref.name:
         writer.saveAsTable(ref.name)
     else:

@@ -113,5 +113,5 @@ def test_spark_submit_script_runs_the_nightly_job(tmp_path):
     output = result.stdout + result.stderr  # spark-submit's Python runner merges the streams
     assert result.returncode == 0, output[-3000:]
     assert "nightly OK" in output
-    assert "segments_rows=8950" in output
+    assert "rows_read=8950 rows_written=8950 rows_quarantined=0" in output
     assert (lake_dir / "segments" / "_delta_log").is_dir()
