@@ -29,6 +29,7 @@ setup(
             "segmentation-train=jobs.train:main",
             "segmentation-score=jobs.score:main",
             "segmentation-nightly=jobs.nightly:main",
+            "segmentation-generate=jobs.generate:main",
         ]
     },
 )
