@@ -51,3 +51,9 @@ class AccountingError(SegmentationError):
     """Rows read do not equal rows written plus rows quarantined."""
 
     exit_code = 6
+
+
+class ConcurrentRunError(SegmentationError):
+    """Another run changed the same table partition at the same time; this run's write lost."""
+
+    exit_code = 7

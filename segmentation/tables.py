@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -16,7 +17,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
 
 from segmentation.config import TablesConfig
-from segmentation.errors import ArgumentError, FeaturesNotFoundError, InputError
+from segmentation.errors import ArgumentError, ConcurrentRunError, FeaturesNotFoundError, InputError
 from segmentation.schema import CORRUPT_COLUMN, RAW_SCHEMA, RUN_DATE
 
 # Up to three-part names (catalog.schema.table) of plain identifiers.
@@ -159,10 +160,31 @@ def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | N
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     if partition_by:
         writer = writer.partitionBy(partition_by)
-    if ref.name:
-        writer.saveAsTable(ref.name)
-    else:
-        writer.save(ref.path)
+    try:
+        if ref.name:
+            writer.saveAsTable(ref.name)
+        else:
+            writer.save(ref.path)
+    except Exception as exc:
+        if not _is_write_conflict(exc):
+            raise
+        # Delta's optimistic concurrency: the other writer's commit stands whole, ours is not applied.
+        raise ConcurrentRunError(
+            f"another run wrote {ref} where {predicate} at the same time; this run's write was not applied "
+            f"({type(exc).__name__}); re-run it once the other has finished"
+        ) from None
+
+
+def _is_write_conflict(exc: BaseException) -> bool:
+    """Delta's concurrent-modification errors, whether converted to Python or still a Java error."""
+    if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    java = getattr(exc, "java_exception", None)
+    while java is not None:
+        if "io.delta.exceptions" in java.getClass().getName() or "Concurrent" in java.getClass().getSimpleName():
+            return True
+        java = java.getCause()
+    return False
 
 
 def append(df: DataFrame, ref: TableRef) -> None:
