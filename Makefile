@@ -3,7 +3,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install nightly test test-slow wheel clean
+.PHONY: install nightly test test-slow benchmark forest-sizing wheel clean
 
 # The project virtualenv, created and filled on first use (and again when setup.py changes).
 $(STAMP): setup.py
@@ -24,6 +24,15 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -m slow
+
+# The scale benchmark: N generated customers through features -> train -> score, with figures.
+ROWS ?= 1000000
+benchmark: install
+	$(PY) -m benchmarks.nightly --rows $(ROWS) $(ARGS)
+
+# What the forest's size buys, on the bundled data.
+forest-sizing: install
+	$(PY) -m benchmarks.forest_sizing $(ARGS)
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .

@@ -100,6 +100,7 @@ def spark_session(cfg: Config):
             .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
             .config("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
         for key, value in cfg.spark.extra.items():

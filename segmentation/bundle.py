@@ -55,7 +55,11 @@ class ModelBundle:
         The forest reads the engineered features as they are: trees split on order, which the
         monotone log and scaling do not change, so scoring skips the transform altogether.
         """
-        proba = self.forest.predict_proba(frame[self.feature_columns].to_numpy(dtype=np.float64))
+        return self.predict_matrix(frame[self.feature_columns].to_numpy(dtype=np.float32))
+
+    def predict_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As `predict`, for a matrix whose columns are `feature_columns` in order."""
+        proba = self.forest.predict_proba(X)
         best = proba.argmax(axis=1)
         return self.forest.classes_[best].astype(np.int32), proba[np.arange(len(best)), best]
 

@@ -141,9 +141,9 @@ class ClusteringConfig:
 
 @dataclass(frozen=True)
 class ForestConfig:
-    n_estimators: int = 150
-    max_depth: Optional[int] = None
-    min_samples_leaf: int = 1
+    n_estimators: int = 40
+    max_depth: Optional[int] = 12
+    min_samples_leaf: int = 5
     class_weight: Optional[str] = "balanced"
     test_size: float = 0.3
     random_state: int = 42

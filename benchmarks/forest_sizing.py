@@ -1,0 +1,76 @@
+"""What a forest's size buys: speed and bundle size against held-out fidelity to the clusterer.
+
+    python -m benchmarks.forest_sizing [--input data/CC_GENERAL.csv] [--eval-rows 300000]
+
+Runs features and train on the input (the bundled file by default), then trains a grid of
+forest shapes on the same sample and the same winning labels and prints, for each, its
+one-thread predict_proba throughput on the same rows, bundle size, held-out macro-F1 and the
+share of rows it puts in the same segment as the notebook's forest (150 full-depth trees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.forests import NOTEBOOK, measure, winner_labels
+from jobs import common
+from segmentation import logs, pipeline, tables
+from segmentation.config import ForestConfig, load_config
+from segmentation.features import FEATURE_COLUMNS
+from segmentation.sampling import driver_sample
+
+RUN_DATE = dt.date(2026, 1, 1)
+GRID = [(150, None, 1), (100, None, 1), (100, 12, 5), (50, None, 1), (50, 16, 5), (50, 12, 5),
+        (50, 10, 10), (40, 12, 5), (30, 12, 5), (30, 10, 10), (20, 10, 10)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", default=None, help="raw customers (default: the configured input)")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/segmentation-forest-sizing"))
+    p.add_argument("--eval-rows", type=int, default=300_000, help="rows each forest is timed on")
+    args = p.parse_args(argv)
+
+    logs.configure()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    lake = args.workdir / "lake"
+    overrides = [f"tables.root={lake}", f"tables.models_dir={lake / 'models'}"]
+    if args.input:
+        overrides.append(f"input.source={args.input}")
+    cfg = load_config(common.find_conf_dir(None), ["local"], overrides)
+    spark = common.spark_session(cfg)
+    pipeline.run_features(spark, cfg, RUN_DATE)
+    trained = pipeline.run_train(spark, cfg, RUN_DATE)
+
+    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    sample = driver_sample(tables.read_run(spark, features_ref, RUN_DATE), FEATURE_COLUMNS,
+                           cfg.train.sample.max_rows, cfg.train.sample.seed)
+    labels = winner_labels(sample, cfg, trained["metrics"]["winner"])
+    X = sample[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+    # Timing rows: the sample repeated up to --eval-rows, so every forest walks the same rows.
+    X_eval = np.resize(X, (args.eval_rows, X.shape[1]))
+
+    base = cfg.train.forest
+    reference = measure(NOTEBOOK, base, X, labels, X_eval)
+    print(f"\nforest sizing on {len(X):,} sample rows, {len(np.unique(labels))} segments, "
+          f"timed on {len(X_eval):,} rows, one thread, {dt.date.today().isoformat()}")
+    print(f"{'trees':>6}{'depth':>7}{'leaf':>6}{'KiB':>9}{'rows/s':>12}{'speed':>8}{'macro-F1':>10}"
+          f"{'dF1':>8}{'agree':>8}")
+    for n, depth, leaf in GRID:
+        f = reference if (n, depth, leaf) == (150, None, 1) else measure(
+            ForestConfig(n_estimators=n, max_depth=depth, min_samples_leaf=leaf), base, X, labels, X_eval)
+        agree = float(np.mean(f.predicted == reference.predicted))
+        mark = "  <- default" if (n, depth, leaf) == (base.n_estimators, base.max_depth, base.min_samples_leaf) else ""
+        print(f"{n:>6}{str(depth or 'full'):>7}{leaf:>6}{f.kib:>9.0f}{f.rows_per_s:>12,.0f}"
+              f"{f.rows_per_s / reference.rows_per_s:>7.2f}x{f.macro_f1:>10.4f}"
+              f"{f.macro_f1 - reference.macro_f1:>+8.4f}{agree:>8.3f}{mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

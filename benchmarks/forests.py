@@ -1,0 +1,69 @@
+"""Forest measurements shared by the benchmarks: same sample, same labels, same rows."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from segmentation import classifier, clustering
+from segmentation.config import Config, ForestConfig
+from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS
+from segmentation.preprocessing import LogScaler
+
+# The notebook's forest: 150 trees grown to full depth.
+NOTEBOOK = ForestConfig(n_estimators=150, max_depth=None, min_samples_leaf=1)
+
+
+@dataclass
+class ForestFigures:
+    n_estimators: int
+    max_depth: int | None
+    min_samples_leaf: int
+    kib: float
+    rows_per_s: float
+    macro_f1: float
+    predicted: np.ndarray
+
+    def label(self) -> str:
+        return f"{self.n_estimators} trees, depth {self.max_depth or 'full'}, leaf {self.min_samples_leaf}"
+
+
+def winner_labels(sample: pd.DataFrame, cfg: Config, winner: dict) -> np.ndarray:
+    """Refits the trained model's winning clusterer on the sample, so every forest learns the same labels."""
+    tcfg = cfg.train
+    X = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample).transform(sample)
+    labels, _ = clustering.fit_labels(winner["algorithm"], json.loads(winner["params"]), X, tcfg.clustering.random_state)
+    return labels
+
+
+def single_thread_rows_per_s(forest, X: np.ndarray, repeats: int = 3) -> float:
+    """Best of `repeats` one-thread predict_proba passes: the least disturbed by a shared machine."""
+    forest.n_jobs = 1
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forest.predict_proba(X)
+        best = min(best, time.perf_counter() - start)
+    return len(X) / best
+
+
+def measure(sizing: ForestConfig, base: ForestConfig, X: np.ndarray, labels: np.ndarray,
+            X_eval: np.ndarray, repeats: int = 3) -> ForestFigures:
+    """Trains one forest shape with the product's split and class weights; times it on X_eval."""
+    cfg = replace(base, n_estimators=sizing.n_estimators, max_depth=sizing.max_depth,
+                  min_samples_leaf=sizing.min_samples_leaf)
+    forest, report = classifier.train_forest(X, labels, cfg)
+    return ForestFigures(
+        n_estimators=cfg.n_estimators,
+        max_depth=cfg.max_depth,
+        min_samples_leaf=cfg.min_samples_leaf,
+        kib=len(pickle.dumps(forest, protocol=pickle.HIGHEST_PROTOCOL)) / 1024,
+        rows_per_s=single_thread_rows_per_s(forest, X_eval, repeats),
+        macro_f1=report.macro_f1,
+        predicted=forest.predict(X_eval),
+    )

@@ -1,0 +1,37 @@
+"""The benchmark command runs as the README says and writes every figure the issue asks for."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+def test_nightly_benchmark_writes_its_figures(tmp_path):
+    figures_path = tmp_path / "figures.json"
+    small_grid = ["--set", "train.clustering.kmeans.k=[3, 4]", "--set", "train.clustering.gmm.k=[3, 4]",
+                  "--set", "train.clustering.dbscan.min_samples=[10]", "--set", "train.sample.max_rows=3000"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.nightly", "--rows", "20000", "--sizing-rows", "20000",
+         "--workdir", str(tmp_path / "bench"), "--json", str(figures_path), *small_grid],
+        cwd=PROJECT, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    f = json.loads(figures_path.read_text())
+    assert f["rows"] == 20000
+    assert set(f["stages"]) >= {"generate", "features", "train", "score"}
+    for stage in f["stages"].values():
+        assert stage["seconds"] > 0
+        assert stage["rows_per_s"] == pytest.approx(20000 / stage["seconds"], rel=0.01)
+    assert f["driver_peak_mib"] > 0 and f["predict_proba_rows_per_s"] > 0
+    assert f["score_vs_predict_proba"] == pytest.approx(
+        f["stages"]["score"]["rows_per_s"] / f["predict_proba_rows_per_s"], rel=0.01, abs=1e-3)
+    assert f["default_vs_notebook_forest"] == pytest.approx(
+        f["default_forest_rows_per_s"] / f["notebook_forest_rows_per_s"], rel=0.01, abs=1e-3)
+    assert 0 < f["default_forest_macro_f1"] <= 1 and 0 < f["notebook_forest_macro_f1"] <= 1
+    assert 0 <= f["default_vs_notebook_agreement"] <= 1
+    assert "targets:" in done.stdout and "score >= 0.90x predict_proba" in done.stdout
