@@ -81,7 +81,8 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
                 .transform(add_features, cfg.features.ratio_epsilon)
                 .withColumn(RUN_DATE, F.lit(run_date))
             )
-            tables.replace_run(features, features_ref, run_date)
+            # No reader filters on feature values: the table keeps row counts, not column statistics.
+            tables.replace_run(features, features_ref, run_date, stats_columns=[])
             s.rows = rows_written = tables.read_run(spark, features_ref, run_date).count()
             s.detail = f"table={features_ref}"
     finally:
@@ -253,6 +254,10 @@ def _write_candidates(spark, cfg: Config, version: str, run_date: dt.date, candi
     tables.replace_key(spark.createDataFrame(records, CANDIDATES_SCHEMA), ref, "model_version", version)
 
 
+# What campaign queries filter on; statistics on ids and names would cost every write for nothing.
+SEGMENTS_STATS_COLUMNS = ["segment_id", "segment_confidence"]
+
+
 def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
     """Features partition -> broadcast forest in mapInPandas -> `segments` partition."""
     log = logs.get("score")
@@ -271,7 +276,7 @@ def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
         scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         segments = _score(features, model, run_date, scored_at)
-        tables.replace_run(segments, segments_ref, run_date)
+        tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS)
         s.rows = rows_out = tables.read_run(spark, segments_ref, run_date).count()
         s.detail = f"table={segments_ref}"
     if rows_out != rows_in:

@@ -141,9 +141,35 @@ def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame
     return read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date))
 
 
-def replace_run(df: DataFrame, ref: TableRef, run_date: dt.date) -> None:
-    """Atomically replace one run_date of a table partitioned by run_date (creating it if new)."""
+def replace_run(df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None) -> None:
+    """Atomically replace one run_date of a table partitioned by run_date (creating it if new).
+
+    `stats_columns` names the columns a new table keeps file statistics on ([]: row counts
+    only); None keeps Delta's default of the first 32 columns. Statistics cost time on every
+    write, so tables keep them only where a reader can skip files with them.
+    """
+    if stats_columns is not None:
+        _create_if_missing(df, ref, stats_columns)
     _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE)
+
+
+def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -> None:
+    spark = df.sparkSession
+    if exists(spark, ref):
+        return
+    builder = DeltaTable.createIfNotExists(spark)
+    builder = builder.tableName(ref.name) if ref.name else builder.location(ref.path)
+    builder = builder.addColumns(df.schema).partitionedBy(RUN_DATE)
+    if stats_columns:
+        builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats_columns))
+    else:
+        builder = builder.property("delta.dataSkippingNumIndexedCols", "0")
+    try:
+        builder.execute()
+    except Exception as exc:
+        if not _is_write_conflict(exc) and not exists(spark, ref):
+            raise
+        # Another run created it first: its table is the one we write into.
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")

@@ -1,7 +1,7 @@
 import datetime as dt
 
 import pytest
-from pyspark.sql.types import DateType, LongType, StructField, StructType
+from pyspark.sql.types import DateType, DoubleType, LongType, StructField, StructType
 
 from segmentation import tables
 from segmentation.errors import ArgumentError, FeaturesNotFoundError, InputError
@@ -17,6 +17,31 @@ def test_replace_run_is_idempotent_and_leaves_other_dates(spark, tmp_path):
     tables.replace_run(spark.createDataFrame([(1, D1), (2, D1)], SCHEMA), ref, D1)
     assert tables.read_run(spark, ref, D1).count() == 2
     assert [r.id for r in tables.read_run(spark, ref, D2).collect()] == [3]
+
+
+def _file_stats(path):
+    import json
+
+    stats = []
+    for log in sorted((path / "_delta_log").glob("*.json")):
+        for line in log.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                stats.append(json.loads(action["add"]["stats"]))
+    return stats
+
+
+@pytest.mark.parametrize("columns, kept", [(["score"], {"score"}), ([], set())])
+def test_new_tables_keep_statistics_only_on_the_named_columns(spark, tmp_path, columns, kept):
+    schema = StructType([StructField("id", LongType()), StructField("score", DoubleType()),
+                         StructField("run_date", DateType())])
+    ref = tables.TableRef(path=str(tmp_path / "t"))
+    tables.replace_run(spark.createDataFrame([(1, 0.5, D1), (2, 0.9, D1)], schema), ref, D1, stats_columns=columns)
+    tables.replace_run(spark.createDataFrame([(1, 0.5, D1), (2, 0.9, D1)], schema), ref, D1, stats_columns=columns)
+    assert tables.read_run(spark, ref, D1).count() == 2
+    stats = _file_stats(tmp_path / "t")
+    assert stats and sum(s["numRecords"] for s in stats[-1:]) >= 1
+    assert all(set(s.get("minValues", {})) == kept for s in stats)
 
 
 def test_reading_a_missing_table_is_a_named_error(spark, tmp_path):
