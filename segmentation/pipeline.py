@@ -259,7 +259,7 @@ SEGMENTS_STATS_COLUMNS = ["segment_id", "segment_confidence"]
 
 
 def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Features partition -> broadcast forest in mapInPandas -> `segments` partition."""
+    """Features partition -> broadcast forest in mapInArrow -> `segments` partition."""
     log = logs.get("score")
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     segments_ref = tables.table_ref(cfg.tables, cfg.tables.segments)
