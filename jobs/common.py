@@ -56,6 +56,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
     if args.input:
         source = args.input if "://" in args.input or not Path(args.input).exists() else str(Path(args.input).resolve())
         overrides.append(f"input.source={source}")
+    if getattr(args, "model_version", None):
+        overrides.append(f"score.model_version={args.model_version}")
     if getattr(args, "retrain", False):
         overrides.append("train.retrain=true")
     cfg = load_config(conf_dir, args.profile or ["local"], overrides, args.config)

@@ -16,7 +16,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,13 @@ class ModelBundle:
     library_versions: dict[str, str] = field(default_factory=dict)
     trained_on: str = ""
     format_version: int = FORMAT_VERSION
+    # What the segments mean (None in bundles saved before personas existed): the clustering
+    # space, the personas' descriptions, the profiles and the drivers, as written to their tables.
+    clustering_space: Any = None
+    segment_descriptions: dict[int, str] | None = None
+    profiles: pd.DataFrame | None = None
+    drivers_global: pd.DataFrame | None = None
+    drivers_segment: pd.DataFrame | None = None
 
     @property
     def classes(self) -> list[int]:
@@ -82,12 +89,15 @@ def new_version(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def save(bundle: ModelBundle, models_dir: str, usable: bool = True) -> Path:
+def save(
+    bundle: ModelBundle, models_dir: str, usable: bool = True, extras: Callable[[Path], None] | None = None,
+) -> Path:
     """Writes bundle, manifest and metrics into a new folder, then moves LATEST to it.
 
     The folder appears whole (written aside, then renamed) and LATEST changes by an atomic
     rename, so a crash mid-save leaves the previous model current. An unusable model is kept
-    for inspection but never becomes LATEST, and `load` refuses it.
+    for inspection but never becomes LATEST, and `load` refuses it. `extras` writes more files
+    (the report) into the folder before it appears.
     """
     root = Path(models_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -111,6 +121,8 @@ def save(bundle: ModelBundle, models_dir: str, usable: bool = True) -> Path:
     }
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     (staging / METRICS_FILE).write_text(json.dumps(bundle.metrics, indent=2, default=float))
+    if extras is not None:
+        extras(staging)
     os.replace(staging, final)
     if not usable:
         return final
@@ -118,6 +130,17 @@ def save(bundle: ModelBundle, models_dir: str, usable: bool = True) -> Path:
     pointer.write_text(bundle.version + "\n")
     os.replace(pointer, root / LATEST_FILE)
     return final
+
+
+def folder(models_dir: str, version: str = "") -> Path:
+    """The folder of `version` (default: the latest), whether or not the model is usable."""
+    version = version or latest(models_dir) or ""
+    if not version:
+        raise ModelError(f"no model in {models_dir}: run the train job first")
+    path = Path(models_dir) / version
+    if "/" in version or version.startswith(".") or not path.is_dir():
+        raise ModelError(f"model version {version!r} not found in {models_dir}")
+    return path
 
 
 def latest(models_dir: str) -> str | None:
@@ -129,15 +152,11 @@ def latest(models_dir: str) -> str | None:
 
 def load(models_dir: str, version: str = "") -> ModelBundle:
     """The bundle `version` (default: the latest), checked against its manifest before unpickling."""
-    version = version or latest(models_dir) or ""
-    if not version:
-        raise ModelError(f"no model in {models_dir}: run the train job first")
-    folder = Path(models_dir) / version
-    if "/" in version or version.startswith(".") or not folder.is_dir():
-        raise ModelError(f"model version {version!r} not found in {models_dir}")
+    path = folder(models_dir, version)
+    version = path.name
     try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text())
-        payload = (folder / BUNDLE_FILE).read_bytes()
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        payload = (path / BUNDLE_FILE).read_bytes()
     except (OSError, ValueError) as exc:
         raise ModelError(f"model {version} is unreadable: {exc}") from None
     digest = hashlib.sha256(payload).hexdigest()

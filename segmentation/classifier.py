@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,9 @@ class ForestReport:
     train_rows: int
     test_rows: int
     stratified: bool
+    # The held-out rows themselves, for permutation importance; not part of the record.
+    X_test: np.ndarray | None = field(default=None, repr=False)
+    y_test: np.ndarray | None = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,8 @@ def train_forest(X: np.ndarray, labels: np.ndarray, cfg: ForestConfig) -> tuple[
         train_rows=int(len(y_train)),
         test_rows=int(len(y_test)),
         stratified=stratified,
+        X_test=X_test,
+        y_test=y_test,
     )
     forest.n_jobs = 1  # scoring runs one forest per Spark task; Spark supplies the parallelism
     return forest, report

@@ -60,5 +60,13 @@ def compute_medians(
     return {c: float(v) for c, v in values.items()}
 
 
+def count_missing(df: DataFrame, columns: list[str]) -> dict[str, int]:
+    """Nulls per column, the rows imputation is about to fill."""
+    if not columns:
+        return {}
+    row = df.agg(*[F.sum(F.col(c).isNull().cast("long")).alias(c) for c in columns]).first()
+    return {c: int(row[c] or 0) for c in columns}
+
+
 def fill_missing(df: DataFrame, values: Mapping[str, float]) -> DataFrame:
     return df.withColumns({c: F.coalesce(F.col(c), F.lit(float(v))) for c, v in values.items()})

@@ -22,6 +22,7 @@ from sklearn.metrics import (
 )
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
+from sklearn.tree import DecisionTreeClassifier
 
 from segmentation.config import ClusteringConfig, GuardrailsConfig
 from segmentation.errors import TrainingError
@@ -38,11 +39,14 @@ class Candidate:
     n_segments: int = 0
     noise_share: float = 0.0
     smallest_share: float = 0.0
+    largest_share: float = 0.0
     silhouette: float | None = None
     calinski_harabasz: float | None = None
     davies_bouldin: float | None = None
     stability: float | None = None
     bic: float | None = None
+    rule_agreement: float | None = None
+    purchase_type_ari: float | None = None
     passed: bool = True
     reason: str = ""
     chosen: bool = False
@@ -62,8 +66,11 @@ class Candidate:
             "davies_bouldin": self.davies_bouldin,
             "noise_share": self.noise_share,
             "smallest_share": self.smallest_share,
+            "largest_share": self.largest_share,
             "stability": self.stability,
             "bic": self.bic,
+            "rule_agreement": self.rule_agreement,
+            "purchase_type_ari": self.purchase_type_ari,
             "passed": self.passed,
             "reason": self.reason,
             "chosen": self.chosen,
@@ -152,7 +159,25 @@ def metric_rows(n: int, max_rows: int, random_state: int) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size=max_rows, replace=False))
 
 
-def evaluate(X: np.ndarray, cfg: ClusteringConfig) -> list[Candidate]:
+def rule_agreement(raw: np.ndarray, labels: np.ndarray, depth: int, random_state: int) -> float:
+    """Share of rows a `depth`-level decision tree on the raw columns labels as the clusterer did.
+
+    Fitted and measured on the same rows on purpose: the question is whether such a rule can
+    describe the labelling at all, not whether it generalises.
+    """
+    if len(np.unique(labels)) < 2:
+        return 1.0
+    tree = DecisionTreeClassifier(max_depth=depth, random_state=random_state).fit(raw, labels)
+    return float(tree.score(raw, labels))
+
+
+def evaluate(
+    X: np.ndarray, cfg: ClusteringConfig, raw: np.ndarray | None = None, purchase_type: np.ndarray | None = None,
+) -> list[Candidate]:
+    """Fits every candidate on X and measures all of them on the same seeded subsample.
+
+    `raw` (the unscaled input columns) and `purchase_type` add the rule-agreement figures.
+    """
     candidates = []
     rows = metric_rows(len(X), cfg.metric_max_rows, cfg.random_state)
     X_metric = X[rows]
@@ -172,6 +197,7 @@ def evaluate(X: np.ndarray, cfg: ClusteringConfig) -> list[Candidate]:
                 n_segments=int(len(segments)),
                 noise_share=float(np.mean(labels == NOISE)),
                 smallest_share=float(counts.min() / len(labels)) if len(counts) else 0.0,
+                largest_share=float(counts.max() / len(labels)) if len(counts) else 0.0,
                 silhouette=sil,
                 calinski_harabasz=ch,
                 davies_bouldin=db,
@@ -180,6 +206,12 @@ def evaluate(X: np.ndarray, cfg: ClusteringConfig) -> list[Candidate]:
                     cfg.random_state,
                 ),
                 bic=float(model.bic(X)) if algorithm == "gmm" else None,
+                rule_agreement=(
+                    rule_agreement(raw[rows], labels[rows], cfg.rule_depth, cfg.random_state) if raw is not None else None
+                ),
+                purchase_type_ari=(
+                    float(adjusted_rand_score(purchase_type[rows], labels[rows])) if purchase_type is not None else None
+                ),
             )
         )
     return candidates
@@ -198,6 +230,13 @@ def apply_guardrails(candidates: list[Candidate], rails: GuardrailsConfig) -> No
                 reasons.append(f"smallest segment {c.smallest_share:.2%} < {rails.min_segment_share:.2%}")
             if c.noise_share > rails.max_noise_share:
                 reasons.append(f"noise {c.noise_share:.2%} > {rails.max_noise_share:.2%}")
+            if c.n_segments and c.largest_share > rails.max_segment_share:
+                reasons.append(f"largest segment {c.largest_share:.2%} > {rails.max_segment_share:.2%}")
+            if c.rule_agreement is not None and c.rule_agreement > rails.max_rule_agreement:
+                reasons.append(
+                    f"a shallow rule on the raw columns reproduces {c.rule_agreement:.2%} of its labels > "
+                    f"{rails.max_rule_agreement:.2%}"
+                )
         c.passed = not reasons
         c.reason = "; ".join(reasons)
 

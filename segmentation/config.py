@@ -36,6 +36,9 @@ class TablesConfig:
     clustering_candidates: str = "clustering_candidates"
     quarantine: str = "quarantine"
     runs: str = "runs"
+    segment_profiles: str = "segment_profiles"
+    segment_drivers: str = "segment_drivers"
+    segment_shares: str = "segment_shares"
     models_dir: str = "lakehouse/models"
 
 
@@ -86,6 +89,29 @@ class TransformConfig:
     offset: float = 1e-6
 
 
+# Behaviour families of the model features: the clustering space gives each family equal total
+# weight, and the personas describe segments family by family.
+DEFAULT_FAMILIES = {
+    "spending": ["PURCHASES", "PURCHASES_FREQUENCY", "PURCHASES_TRX", "MONTHLY_AVG_PURCHASES"],
+    "purchase_mix": [
+        "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "ONEOFF_PURCHASES_FREQUENCY", "PURCHASES_INSTALLMENTS_FREQUENCY",
+    ],
+    "cash_advance": ["CASH_ADVANCE", "CASH_ADVANCE_FREQUENCY", "CASH_ADVANCE_TRX", "MONTHLY_CASH_ADVANCE"],
+    "revolving": ["BALANCE", "BALANCE_FREQUENCY", "LIMIT_USAGE", "CREDIT_LIMIT"],
+    "payment_discipline": ["PAYMENTS", "MINIMUM_PAYMENTS", "PAYMENT_MINPAY_RATIO", "PRC_FULL_PAYMENT"],
+    "tenure": ["TENURE"],
+}
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    # families: only the columns named in `families`, each family scaled to equal total weight
+    # (the purchase-type indicators, functions of two columns already in a family, stay out);
+    # all: every model feature at unit weight, the notebook's space.
+    kind: Literal["families", "all"] = "families"
+    families: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_FAMILIES.items()})
+
+
 @dataclass(frozen=True)
 class KMeansConfig:
     k: list[int] = field(default_factory=lambda: list(range(2, 11)))
@@ -119,6 +145,11 @@ class GuardrailsConfig:
     max_segments: int = 8
     min_segment_share: float = 0.02
     max_noise_share: float = 0.10
+    # A segment holding most customers is the base, not an audience a campaign can target.
+    max_segment_share: float = 0.5
+    # A labelling that a `rule_depth`-level decision tree on the raw columns reproduces for more
+    # than this share of customers is a rule in disguise, not a behavioural segmentation.
+    max_rule_agreement: float = 0.90
 
 
 @dataclass(frozen=True)
@@ -137,6 +168,7 @@ class ClusteringConfig:
     # Silhouette is quadratic in rows: metrics and stability refits see at most this many
     # rows of the sample, the same rows for every candidate.
     metric_max_rows: int = 5000
+    rule_depth: int = 2  # depth of the shallow tree whose agreement measures "a rule in disguise"
 
 
 @dataclass(frozen=True)
@@ -151,12 +183,23 @@ class ForestConfig:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    permutation_repeats: int = 5  # shuffles per feature for permutation importance
+    trait_threshold: float = 0.4  # standardized difference a persona trait needs
+    report: bool = True  # write report.html and report.md next to the bundle
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     retrain: bool = False
+    # BLAS/OpenMP threads of the driver-side fits; 0 leaves the libraries' default (all cores).
+    blas_threads: int = 1
     sample: SampleConfig = field(default_factory=SampleConfig)
     transform: TransformConfig = field(default_factory=TransformConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     forest: ForestConfig = field(default_factory=ForestConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
 
 @dataclass(frozen=True)
@@ -288,7 +331,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key} must be a mapping, got {type(value).__name__}")
-        return {str(k): str(v) for k, v in value.items()}
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

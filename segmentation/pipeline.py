@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
-import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BooleanType,
     DateType,
     DoubleType,
-    IntegerType,
+    LongType,
     StringType,
     StructField,
     StructType,
 )
 
 from segmentation import bundle as model_store
-from segmentation import classifier, clustering, contract, logs, personas, tables
-from segmentation.cleaning import compute_medians, fill_missing, select_raw_columns
+from segmentation import contract, logs, segment_shares, tables, training
+from segmentation.cleaning import compute_medians, count_missing, fill_missing, select_raw_columns
 from segmentation.config import Config
-from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, TrainingError
-from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS, add_features
-from segmentation.preprocessing import LogScaler
-from segmentation.sampling import driver_sample
+from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError
+from segmentation.features import add_features
 from segmentation.schema import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
 
 IMPUTATION_SCHEMA = StructType(
@@ -35,6 +30,7 @@ IMPUTATION_SCHEMA = StructType(
         StructField("column", StringType(), False),
         StructField("value", DoubleType(), False),
         StructField("method", StringType(), False),
+        StructField("rows_imputed", LongType(), True),
     ]
 )
 
@@ -62,6 +58,7 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
         good = checked.where(F.size(contract.REASONS) == 0).drop(contract.REASONS, CORRUPT_COLUMN)
         with logs.step(log, "compute medians") as s:
             medians = compute_medians(good, imp.columns, imp.method, imp.accuracy)
+            missing = count_missing(good, imp.columns)
             s.detail = f"method={imp.method} " + " ".join(f"{c}={v:.6g}" for c, v in medians.items())
         with logs.step(log, "write quarantine") as s:
             bad = checked.where(F.size(contract.REASONS) > 0).select(
@@ -89,8 +86,10 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
         checked.unpersist()
     with logs.step(log, "write imputation values") as s:
         imputation_ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
-        rows = [(run_date, c, v, imp.method) for c, v in medians.items()]
-        tables.replace_run(spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date)
+        rows = [(run_date, c, v, imp.method, missing[c]) for c, v in medians.items()]
+        tables.replace_run(
+            spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date, merge_schema=True
+        )
         s.rows = len(rows)
     if rows_written + rows_quarantined != rows_read:
         raise AccountingError(
@@ -105,153 +104,9 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
     }
 
 
-def _imputation_values(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, float]:
-    ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
-    if not tables.exists(spark, ref):
-        return {}
-    rows = tables.read_run(spark, ref, run_date).select("column", "value").collect()  # a handful of rows
-    return {r["column"]: float(r["value"]) for r in rows}
-
-
-CANDIDATES_SCHEMA = StructType(
-    [
-        StructField("model_version", StringType(), False),
-        StructField(RUN_DATE, DateType(), False),
-        StructField("algorithm", StringType(), False),
-        StructField("params", StringType(), False),
-        StructField("n_segments", IntegerType(), False),
-        StructField("silhouette", DoubleType(), True),
-        StructField("calinski_harabasz", DoubleType(), True),
-        StructField("davies_bouldin", DoubleType(), True),
-        StructField("noise_share", DoubleType(), False),
-        StructField("smallest_share", DoubleType(), False),
-        StructField("stability", DoubleType(), True),
-        StructField("bic", DoubleType(), True),
-        StructField("passed", BooleanType(), False),
-        StructField("reason", StringType(), False),
-        StructField("chosen", BooleanType(), False),
-        StructField("fit_seconds", DoubleType(), False),
-        StructField("sample_rows", IntegerType(), False),
-        StructField("model_usable", BooleanType(), False),
-    ]
-)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _train_sample(spark: SparkSession, cfg: Config, run_date: dt.date):
-    """The bounded driver sample of the date's features, building the features first if absent."""
-    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
-    scfg = cfg.train.sample
-    if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
-        logs.get("train").info("no features for %s yet: running the features stage first", run_date)
-        run_features(spark, cfg, run_date)
-    features = tables.read_run(spark, features_ref, run_date)
-    return driver_sample(features, FEATURE_COLUMNS, scfg.max_rows, scfg.seed)
-
-
 def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Sample -> scale -> compare clusterings -> forest surrogate -> saved model bundle."""
-    log = logs.get("train")
-    tcfg, ccfg = cfg.train, cfg.train.clustering
-    version = model_store.new_version()
-    with logs.step(log, "sample features") as s:
-        sample = _train_sample(spark, cfg, run_date)
-        s.rows = len(sample)
-        s.detail = f"cap={tcfg.sample.max_rows} seed={tcfg.sample.seed}"
-    with logs.step(log, "transform") as s:
-        prep = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample)
-        X = prep.transform(sample)
-        s.rows = len(X)
-        s.detail = f"kind={tcfg.transform.kind}"
-    with logs.step(log, "compare clusterings") as s:
-        candidates = clustering.evaluate(X, ccfg)
-        clustering.apply_guardrails(candidates, ccfg.guardrails)
-        s.rows = len(X)
-        s.detail = (
-            f"candidates={len(candidates)} passed={sum(c.passed for c in candidates)} "
-            f"(fits and DBSCAN on {len(X)} rows, cap train.sample.max_rows={tcfg.sample.max_rows}; "
-            f"metrics on {min(len(X), ccfg.metric_max_rows)} rows, cap clustering.metric_max_rows={ccfg.metric_max_rows})"
-        )
-    for c in candidates:
-        log.info(
-            "candidate %s: segments=%d silhouette=%s calinski_harabasz=%s davies_bouldin=%s noise=%.3f "
-            "smallest=%.3f stability=%s %s",
-            c.name, c.n_segments, _fmt(c.silhouette), _fmt(c.calinski_harabasz), _fmt(c.davies_bouldin),
-            c.noise_share, c.smallest_share, _fmt(c.stability), "passed" if c.passed else f"failed: {c.reason}",
-        )
-    try:
-        winner = clustering.choose(candidates, ccfg.tie_tolerance)
-    except TrainingError:
-        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=False)
-        raise
-    log.info("winner: %s silhouette=%s segments=%d", winner.name, _fmt(winner.silhouette), winner.n_segments)
-    with logs.step(log, "train forest") as s:
-        forest, report = classifier.train_forest(
-            sample[FEATURE_COLUMNS].to_numpy(dtype=float), winner.labels, tcfg.forest
-        )
-        s.rows = report.train_rows
-        s.detail = f"test_rows={report.test_rows} accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} " + (
-            "per_segment_f1=" + ",".join(f"{k}:{v:.3f}" for k, v in report.per_segment_f1.items())
-        )
-    usable = report.macro_f1 >= tcfg.forest.min_macro_f1
-    keep = winner.labels != clustering.NOISE
-    profiles = personas.segment_profiles(X[keep], winner.labels[keep], FEATURE_COLUMNS)
-    names = personas.name_segments(profiles, forest.feature_importances_)
-    segments, sizes = np.unique(winner.labels[keep], return_counts=True)
-    metrics = {
-        "run_date": run_date.isoformat(),
-        "sample_rows": len(sample),
-        "transform": tcfg.transform.kind,
-        "candidates": [c.record() for c in candidates],
-        "winner": winner.record(),
-        "forest": report.record(),
-        "usable": usable,
-        "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
-        "segment_names": {str(k): v for k, v in names.items()},
-    }
-    bundle = model_store.ModelBundle(
-        version=version,
-        feature_columns=list(FEATURE_COLUMNS),
-        preprocessor=prep,
-        forest=forest,
-        segment_names=names,
-        imputation=_imputation_values(spark, cfg, run_date),
-        metrics=metrics,
-        library_versions=model_store.library_versions(),
-        trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date}",
-    )
-    with logs.step(log, "save model") as s:
-        path = model_store.save(bundle, cfg.tables.models_dir, usable=usable)
-        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=usable)
-        s.detail = f"version={version} usable={usable} path={path}"
-    if not usable:
-        raise TrainingError(
-            f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
-            f"train.forest.min_macro_f1={tcfg.forest.min_macro_f1}; model {version} kept at {path} but not used"
-        )
-    return {
-        "model_version": version,
-        "model_path": str(path),
-        "metrics": metrics,
-        "sample_rows": len(sample),
-        "tables": [str(tables.table_ref(cfg.tables, cfg.tables.clustering_candidates))],
-    }
-
-
-def _write_candidates(spark, cfg: Config, version: str, run_date: dt.date, candidates, rows: int, usable: bool) -> None:
-    ref = tables.table_ref(cfg.tables, cfg.tables.clustering_candidates)
-    records = []
-    for c in candidates:
-        r = c.record()
-        records.append(
-            (version, run_date, r["algorithm"], r["params"], r["n_segments"], r["silhouette"], r["calinski_harabasz"],
-             r["davies_bouldin"], r["noise_share"], r["smallest_share"], r["stability"], r["bic"], r["passed"],
-             r["reason"], r["chosen"], float(r["fit_seconds"]), rows, usable)
-        )
-    tables.replace_key(spark.createDataFrame(records, CANDIDATES_SCHEMA), ref, "model_version", version)
+    """The train stage (see `segmentation.training`), building the date's features if missing."""
+    return training.run_train(spark, cfg, run_date, ensure_features=run_features)
 
 
 # What campaign queries filter on; statistics on ids and names would cost every write for nothing.
@@ -281,12 +136,16 @@ def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         s.detail = f"table={segments_ref}"
     if rows_out != rows_in:
         raise AccountingError(f"score: {rows_in} customers in features but {rows_out} rows in segments")
+    with logs.step(log, "write segment shares") as s:
+        shares_ref = tables.table_ref(cfg.tables, cfg.tables.segment_shares)
+        s.rows = segment_shares.write(spark, segments_ref, shares_ref, run_date)
+        s.detail = f"table={shares_ref}"
     return {
         "rows_read": rows_in,
         "rows_written": rows_out,
         "segments_rows": rows_out,
         "model_version": model.version,
-        "tables": [str(segments_ref)],
+        "tables": [str(segments_ref), str(shares_ref)],
     }
 
 

@@ -40,3 +40,36 @@ class LogScaler(BaseEstimator, TransformerMixin):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         return self.scaler_.transform(self._logged(X))
+
+
+class ClusteringSpace(BaseEstimator, TransformerMixin):
+    """The columns and weights the clusterers measure distance in, from scaled features.
+
+    With `kind="families"` each family's columns get weight 1/sqrt(len(family)), so every family
+    adds the same total variance to a squared distance however many columns describe it, and
+    columns in no family (the purchase-type indicators, functions of columns already in one) are
+    left out. `kind="all"` keeps every column at weight 1.
+    """
+
+    def __init__(self, columns: list[str], families: dict[str, list[str]], kind: str = "families"):
+        self.columns = columns
+        self.families = families
+        self.kind = kind
+
+    def fit(self, X=None, y=None) -> "ClusteringSpace":
+        if self.kind == "all":
+            self.weights_ = {c: 1.0 for c in self.columns}
+        elif self.kind == "families":
+            unknown = [c for cols in self.families.values() for c in cols if c not in self.columns]
+            if unknown:
+                raise ValueError(f"clustering families name columns that are not model features: {unknown}")
+            self.weights_ = {c: 1.0 / np.sqrt(len(cols)) for cols in self.families.values() for c in cols}
+        else:
+            raise ValueError(f"unknown clustering space {self.kind!r}")
+        self.space_columns_ = [c for c in self.columns if c in self.weights_]
+        self._idx = np.array([self.columns.index(c) for c in self.space_columns_])
+        self._w = np.array([self.weights_[c] for c in self.space_columns_])
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self._idx] * self._w

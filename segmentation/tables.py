@@ -141,16 +141,19 @@ def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame
     return read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date))
 
 
-def replace_run(df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None) -> None:
+def replace_run(
+    df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None, merge_schema: bool = False,
+) -> None:
     """Atomically replace one run_date of a table partitioned by run_date (creating it if new).
 
     `stats_columns` names the columns a new table keeps file statistics on ([]: row counts
     only); None keeps Delta's default of the first 32 columns. Statistics cost time on every
-    write, so tables keep them only where a reader can skip files with them.
+    write, so tables keep them only where a reader can skip files with them. `merge_schema`
+    lets a release add columns to a table an earlier release created.
     """
     if stats_columns is not None:
         _create_if_missing(df, ref, stats_columns)
-    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE)
+    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE, merge_schema=merge_schema)
 
 
 def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -> None:
@@ -175,15 +178,17 @@ def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
-def replace_key(df: DataFrame, ref: TableRef, column: str, value: str) -> None:
+def replace_key(df: DataFrame, ref: TableRef, column: str, value: str, merge_schema: bool = False) -> None:
     """Atomically replace the rows whose `column` equals `value` (a version-like token)."""
     if not _TOKEN.match(value) or not _IDENTIFIER.match(column):
         raise ArgumentError(f"refusing to build a predicate from {column!r} = {value!r}")
-    _replace(df, ref, f"{column} = '{value}'", partition_by=None)
+    _replace(df, ref, f"{column} = '{value}'", partition_by=None, merge_schema=merge_schema)
 
 
-def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None) -> None:
+def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None, merge_schema: bool = False) -> None:
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(partition_by)
     try:

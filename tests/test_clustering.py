@@ -85,3 +85,42 @@ def test_dbscan_eps_grid_comes_from_the_k_distance_distribution():
     assert len(eps) == 2 and 0 < eps[0] < eps[1] < 1.5
     specs = clustering.candidate_specs(X, _cfg(algorithms=["dbscan"], dbscan=DBSCANConfig(eps=[], eps_quantiles=[0.5, 0.9], min_samples=[10])))
     assert [p["eps"] for _, p in specs] == eps
+
+
+def test_a_candidate_equal_to_the_purchase_type_fails_the_rule_agreement_guardrail():
+    # Purchase type is a two-column rule: ONEOFF_PURCHASES > 0, INSTALLMENTS_PURCHASES > 0.
+    rng = np.random.default_rng(3)
+    n = 800
+    oneoff = np.where(rng.random(n) < 0.5, 0.0, rng.lognormal(5, 1, n))
+    instal = np.where(rng.random(n) < 0.5, 0.0, rng.lognormal(5, 1, n))
+    balance = rng.lognormal(6, 1, n)
+    raw = np.column_stack([balance, oneoff, instal])
+    kind = (oneoff > 0).astype(int) * 2 + (instal > 0).astype(int)
+    names = np.array(["none", "installments", "one_off", "both"])[kind]
+    X = np.column_stack([np.log1p(raw), rng.normal(size=n)])
+    rails = GuardrailsConfig(max_rule_agreement=0.90)
+    rule_like = clustering.Candidate("kmeans", {"n_clusters": 4}, kind, 0.0, n_segments=4, smallest_share=0.2,
+                                     largest_share=0.3, silhouette=0.5)
+    rule_like.rule_agreement = clustering.rule_agreement(raw, kind, depth=2, random_state=0)
+    # A labelling a 2-level tree cannot draw: balance deciles folded into 4 interleaved groups.
+    folded = (np.argsort(np.argsort(balance)) * 10 // n) % 4
+    other = clustering.Candidate("kmeans", {"n_clusters": 4}, folded, 0.0, n_segments=4, smallest_share=0.2,
+                                 largest_share=0.3, silhouette=0.4)
+    other.rule_agreement = clustering.rule_agreement(raw, folded, depth=2, random_state=0)
+    clustering.apply_guardrails([rule_like, other], rails)
+    assert rule_like.rule_agreement == 1.0
+    assert not rule_like.passed and "shallow rule on the raw columns reproduces 100.00%" in rule_like.reason
+    assert other.rule_agreement < 0.9 and other.passed
+    assert clustering.choose([rule_like, other]) is other
+
+    # evaluate() records both figures for every candidate, on the metric rows.
+    cfg = _cfg(kmeans=KMeansConfig(k=[3, 4], n_init=2))
+    for c in clustering.evaluate(X, cfg, raw=raw, purchase_type=names):
+        assert 0.0 <= c.rule_agreement <= 1.0 and -1.0 <= c.purchase_type_ari <= 1.0
+        assert {"rule_agreement", "purchase_type_ari", "largest_share"} <= set(c.record())
+
+
+def test_a_segment_holding_most_customers_fails():
+    X = _blobs([700, 150, 150], [(0, 0), (6, 0), (0, 6)])
+    (c,) = _run(X, _cfg(kmeans=KMeansConfig(k=[3], n_init=2)))
+    assert c.largest_share > 0.5 and not c.passed and "largest segment" in c.reason

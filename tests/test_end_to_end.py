@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from conftest import BUNDLED_CSV, PROJECT
 from jobs import features as features_job
 from jobs import nightly as nightly_job
+from jobs import report as report_job
 from jobs import score as score_job
 from jobs import train as train_job
 from segmentation import bundle as model_store
@@ -57,6 +58,17 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     assert candidates.where(F.col("model_version") == bundle.version).count() == len(metrics["candidates"]) >= 20
     assert candidates.where("chosen").count() == 1
     assert candidates.where("NOT passed AND reason = ''").count() == 0
+    _check_behavioural_segments(spark, tmp_path / "lake", bundle, metrics)
+
+    shares = spark.read.format("delta").load(str(tmp_path / "lake" / "segment_shares"))
+    totals = shares.agg(F.sum("customers").alias("n"), F.sum("share").alias("s")).first()
+    assert totals.n == 8950 and abs(totals.s - 1.0) < 1e-9
+
+    # The report job rebuilds the model's report from what train saved.
+    report = tmp_path / "lake" / "models" / bundle.version / "report.html"
+    report.unlink()
+    assert report_job.main([*args, "--model-version", bundle.version]) == 0
+    assert report.stat().st_size > 50_000
 
     # The whole night again for the same date: the same rows, not twice as many.
     assert nightly_job.main(args) == 0
@@ -65,6 +77,63 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     assert again.select("CUST_ID").distinct().count() == 8950
     features = spark.read.format("delta").load(str(tmp_path / "lake" / "features"))
     assert features.count() == 8950
+
+    # Last, as it skips when no browser is installed: the real report opens cleanly in Chromium.
+    from test_report_browser import check_report_in_browser
+
+    check_report_in_browser(report)
+
+
+def _check_behavioural_segments(spark, lake_dir, bundle, metrics):
+    """Issue 11 on the bundled data: segments that are not the purchase-type rule, explained."""
+    winner = metrics["winner"]
+    assert winner["rule_agreement"] <= 0.90 and winner["purchase_type_ari"] <= 0.5 and winner["stability"] >= 0.8
+    candidates = spark.read.format("delta").load(str(lake_dir / "clustering_candidates"))
+    assert candidates.where("rule_agreement IS NULL OR purchase_type_ari IS NULL").count() == 0
+    assert candidates.where("NOT passed AND reason LIKE '%shallow rule%'").count() >= 1
+
+    # Profiles: a population row per feature, segment sizes adding up to the sample.
+    profiles = spark.read.format("delta").load(str(lake_dir / "segment_profiles")).toPandas()  # a few hundred rows
+    assert set(profiles.model_version) == {bundle.version}
+    population = profiles[profiles.segment_id.isna()]
+    assert len(population) == len(bundle.feature_columns) and set(population["size"]) == {metrics["sample_rows"]}
+    sizes = profiles.dropna(subset=["segment_id"]).drop_duplicates("segment_id")
+    assert sizes["size"].sum() == metrics["sample_rows"]
+
+    # Personas: the traits each name claims hold in raw units, and at least 4 families are covered.
+    from segmentation import personas
+
+    built = personas.build(bundle.profiles)
+    assert {k: p.name for k, p in built.items() if k in bundle.classes} == bundle.segment_names
+    assert len(set(bundle.segment_names.values())) == len(bundle.classes)
+    assert len({f for p in built.values() for f in p.families}) >= 4
+    pop = population.set_index("feature")
+    for segment, persona in built.items():
+        seg = profiles[profiles.segment_id == segment].set_index("feature")
+        assert persona.description.endswith(".") and "$" in persona.description or persona.traits == []
+        for trait in persona.traits:
+            column = {"cash_advance_reliant": "CASH_ADVANCE", "full_payer": "PRC_FULL_PAYMENT",
+                      "rarely_pays_in_full": "PRC_FULL_PAYMENT", "minimum_payer": "PAYMENT_MINPAY_RATIO",
+                      "revolver": "LIMIT_USAGE", "low_balance": "BALANCE", "high_limit": "CREDIT_LIMIT",
+                      "low_limit": "CREDIT_LIMIT", "big_spender": "PURCHASES", "non_buyer": "PURCHASES",
+                      "light_spender": "PURCHASES", "instalment_buyer": "INSTALLMENTS_PURCHASES",
+                      "one_off_buyer": "ONEOFF_PURCHASES", "new_customer": "TENURE"}[trait.key]
+            above = seg.at[column, "mean"] > pop.at[column, "mean"]
+            assert above == (trait.key not in {"rarely_pays_in_full", "minimum_payer", "low_balance", "low_limit",
+                                               "non_buyer", "light_spender", "new_customer"}), (persona.name, trait)
+
+    # Drivers: every feature ranked globally and for every segment.
+    drivers = spark.read.format("delta").load(str(lake_dir / "segment_drivers")).toPandas()
+    features = len(bundle.feature_columns)
+    assert (drivers.scope == "global").sum() == features and drivers.permutation_importance.notna().sum() == features
+    per = drivers[drivers.scope == "segment"]
+    assert len(per) == features * len(sizes) and per.groupby("segment_id").feature.nunique().eq(features).all()
+
+    # The report next to the bundle, and the night's shares.
+    folder = lake_dir / "models" / bundle.version
+    assert (folder / "report.html").stat().st_size > 50_000 and (folder / "report.md").is_file()
+    for name in bundle.segment_names.values():
+        assert name in (folder / "report.md").read_text()
 
 
 def test_score_without_features_or_model_fails_with_a_named_error(spark, tmp_path, lake, caplog):
