@@ -5,11 +5,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install nightly test test-slow benchmark forest-sizing wheel clean
 
-# The project virtualenv, created and filled on first use (and again when setup.py changes).
+# The project virtualenv, created and filled on first use (and again when setup.py changes):
+# the package, Spark (the `local` extra) and the test tools.
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[local,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

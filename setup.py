@@ -1,12 +1,8 @@
 from setuptools import setup
 
-# pyspark and delta-spark are a released pair (Delta 4.0.x is built for Spark 4.0.x, the
-# Spark of Databricks Runtime 17.3 LTS). The rest are pinned to the versions the tests ran on,
-# so a night's model is reproducible; PyYAML reads conf/*.yaml; matplotlib and seaborn draw the
-# segment report's charts.
+# Pinned to the versions the tests ran on, so a night's model is reproducible; PyYAML reads
+# conf/*.yaml; matplotlib and seaborn draw the segment report's charts.
 INSTALL_REQUIRES = [
-    "pyspark==4.0.1",
-    "delta-spark==4.0.1",
     "pandas==2.3.3",
     "numpy==2.4.6",
     "scikit-learn==1.9.1",
@@ -16,20 +12,27 @@ INSTALL_REQUIRES = [
     "seaborn==0.13.2",
 ]
 
+# Spark itself, for running anywhere but Databricks (`pip install ".[local]"`; `make install`
+# does). A released pair: Delta 4.0.x is built for Spark 4.0.x, the Spark of Databricks Runtime
+# 17.3 LTS. They are not required by the wheel: on Databricks the runtime provides both, and
+# installing the wheel must not replace them.
+LOCAL_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.1"]
+
 # Playwright drives the system Chromium (`apt-get install chromium`) in the report's browser
-# test; it downloads no browser of its own.
-TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2"]
+# test; it downloads no browser of its own. databricks-bundles loads the Databricks job
+# resource into its typed `Job`, which rejects unknown and missing fields.
+TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2", "databricks-bundles==1.22.1"]
 
 setup(
     name="segmentation",
     version="0.1.0",
     description="Nightly behavioural segmentation of credit-card customers into a Delta table",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # numpy 2.4 needs 3.11
     packages=["segmentation", "segmentation.conf", "jobs"],
     package_dir={"segmentation.conf": "conf"},
     package_data={"segmentation.conf": ["*.yaml", "*.properties"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"local": LOCAL_REQUIRES, "test": TEST_REQUIRES},
     entry_points={
         "console_scripts": [
             "segmentation-features=jobs.features:main",
