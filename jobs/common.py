@@ -60,6 +60,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         overrides.append(f"score.model_version={args.model_version}")
     if getattr(args, "retrain", False):
         overrides.append("train.retrain=true")
+    if getattr(args, "retrain_on_drift", False):
+        overrides.append("drift.retrain_on_drift=true")
     cfg = load_config(conf_dir, args.profile or ["local"], overrides, args.config)
     project = conf_dir.parent
     cfg = _with_paths(cfg, project)

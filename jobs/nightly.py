@@ -8,6 +8,8 @@ from segmentation.pipeline import run_nightly
 
 def _retrain(parser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
+    parser.add_argument("--retrain-on-drift", action="store_true",
+                        help="retrain before scoring when tonight's features drifted from the model's training sample")
 
 
 def main(argv: list[str] | None = None) -> int:

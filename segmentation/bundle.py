@@ -51,6 +51,11 @@ class ModelBundle:
     profiles: pd.DataFrame | None = None
     drivers_global: pd.DataFrame | None = None
     drivers_segment: pd.DataFrame | None = None
+    # Stable ids: the first id never issued by this model's lineage, and how it was matched.
+    next_segment_id: int | None = None
+    lineage: list[dict] | None = None
+    # Drift: per feature, bin edges at the training sample's quantiles and each bin's share.
+    drift_reference: dict[str, dict[str, list[float]]] | None = None
 
     @property
     def classes(self) -> list[int]:
@@ -141,6 +146,14 @@ def folder(models_dir: str, version: str = "") -> Path:
     if "/" in version or version.startswith(".") or not path.is_dir():
         raise ModelError(f"model version {version!r} not found in {models_dir}")
     return path
+
+
+def manifest_classes(models_dir: str, version: str) -> list[int]:
+    """The segment ids a saved model's manifest lists ([] when unreadable)."""
+    try:
+        return [int(c) for c in json.loads((folder(models_dir, version) / MANIFEST_FILE).read_text())["classes"]]
+    except (ModelError, OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def latest(models_dir: str) -> str | None:

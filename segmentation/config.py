@@ -39,6 +39,10 @@ class TablesConfig:
     segment_profiles: str = "segment_profiles"
     segment_drivers: str = "segment_drivers"
     segment_shares: str = "segment_shares"
+    segment_lineage: str = "segment_lineage"
+    segments_current: str = "segments_current"
+    segment_migrations: str = "segment_migrations"
+    drift: str = "drift"
     models_dir: str = "lakehouse/models"
 
 
@@ -190,6 +194,14 @@ class ExplainConfig:
 
 
 @dataclass(frozen=True)
+class LineageConfig:
+    # A new segment keeps a current segment's id when their overlap covers this share of either.
+    min_overlap: float = 0.5
+    # A source (or destination) covering this share of a segment counts in a split or merge.
+    part: float = 0.25
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     retrain: bool = False
     # BLAS/OpenMP threads of the driver-side fits; 0 leaves the libraries' default (all cores).
@@ -200,12 +212,21 @@ class TrainConfig:
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     forest: ForestConfig = field(default_factory=ForestConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     model_version: str = ""  # empty: the latest saved model
     arrow_batch_rows: int = 100000
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    bins: int = 10  # PSI bins at the training sample's quantiles
+    psi_threshold: float = 0.2  # a feature's PSI above this flags drift
+    share_change_points: float = 5.0  # a segment's share moving more than this (points) flags drift
+    retrain_on_drift: bool = False  # nightly retrains before scoring when the features drifted
 
 
 @dataclass(frozen=True)
@@ -218,6 +239,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
 
 
 # ---------------------------------------------------------------------------------------------

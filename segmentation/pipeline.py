@@ -17,7 +17,7 @@ from pyspark.sql.types import (
 )
 
 from segmentation import bundle as model_store
-from segmentation import contract, logs, segment_shares, tables, training
+from segmentation import contract, downstream, logs, tables, training
 from segmentation.cleaning import compute_medians, count_missing, fill_missing, select_raw_columns
 from segmentation.config import Config
 from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError
@@ -136,16 +136,14 @@ def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
         s.detail = f"table={segments_ref}"
     if rows_out != rows_in:
         raise AccountingError(f"score: {rows_in} customers in features but {rows_out} rows in segments")
-    with logs.step(log, "write segment shares") as s:
-        shares_ref = tables.table_ref(cfg.tables, cfg.tables.segment_shares)
-        s.rows = segment_shares.write(spark, segments_ref, shares_ref, run_date)
-        s.detail = f"table={shares_ref}"
+    after = downstream.refresh(spark, cfg, run_date, model, features)
     return {
         "rows_read": rows_in,
         "rows_written": rows_out,
         "segments_rows": rows_out,
         "model_version": model.version,
-        "tables": [str(segments_ref), str(shares_ref)],
+        "drift_status": after["drift_status"],
+        "tables": [str(segments_ref), *after["tables"]],
     }
 
 
@@ -153,6 +151,22 @@ def _score(features, model, run_date, scored_at):
     from segmentation.scoring import score
 
     return score(features, model, run_date, scored_at)
+
+
+def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date) -> bool:
+    """--retrain-on-drift: tonight's features against the current model's training sample."""
+    model = model_store.load(cfg.tables.models_dir, cfg.score.model_version)
+    features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
+    psis = downstream.features_drift(spark, cfg, model, features)
+    drifted = {c: v for c, v in psis.items() if v > cfg.drift.psi_threshold}
+    log = logs.get("nightly")
+    if drifted:
+        log.warning("features drifted from model %s (%s): retraining before scoring", model.version,
+                    ", ".join(f"{c} PSI {v:.2f}" for c, v in sorted(drifted.items())))
+    else:
+        log.info("no feature drift against model %s (max PSI %.3f): no retrain", model.version,
+                 max(psis.values(), default=0.0))
+    return bool(drifted)
 
 
 def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
@@ -163,7 +177,10 @@ def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str
     summary["rows_read"] = feats["rows_read"]
     summary["rows_quarantined"] = feats["rows_quarantined"]
     summary["tables"] += feats["tables"]
-    if cfg.train.retrain or cfg.score.model_version == "" and model_store.latest(cfg.tables.models_dir) is None:
+    retrain = cfg.train.retrain or cfg.score.model_version == "" and model_store.latest(cfg.tables.models_dir) is None
+    if not retrain and cfg.drift.retrain_on_drift:
+        retrain = _features_drifted(spark, cfg, run_date)
+    if retrain:
         trained = run_train(spark, cfg, run_date)
         summary["trained"] = trained["model_version"]
     else:
@@ -173,6 +190,7 @@ def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str
     summary["tables"] += scored["tables"]
     summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
     summary["model_version"] = scored["model_version"]
+    summary["drift_status"] = scored["drift_status"]
     if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
         raise AccountingError(
             f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "

@@ -218,6 +218,11 @@ def _is_write_conflict(exc: BaseException) -> bool:
     return False
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is Delta telling a writer that another commit won (the caller may retry)."""
+    return _is_write_conflict(exc)
+
+
 def append(df: DataFrame, ref: TableRef) -> None:
     writer = df.write.format("delta").mode("append")
     if ref.name:

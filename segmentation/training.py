@@ -27,9 +27,9 @@ from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
 from segmentation import bundle as model_store
-from segmentation import classifier, clustering, drivers, eda, logs, personas, profiles, tables
+from segmentation import classifier, clustering, drift, drivers, eda, lineage, logs, personas, profiles, tables
 from segmentation.config import Config
-from segmentation.errors import TrainingError
+from segmentation.errors import ModelError, TrainingError
 from segmentation.features import FEATURE_COLUMNS, INDICATOR_COLUMNS, LOG_COLUMNS, PURCHASE_TYPES
 from segmentation.preprocessing import ClusteringSpace, LogScaler
 from segmentation.sampling import driver_sample
@@ -172,18 +172,24 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         winner.name, _fmt(winner.silhouette), winner.n_segments, _fmt(winner.stability),
         _fmt(winner.rule_agreement), _fmt(winner.purchase_type_ari),
     )
+    with logs.step(log, "match segment ids") as s:
+        current, floor = _current_model(cfg, log)
+        matching = _match_ids(winner.labels, sample, current, floor, tcfg)
+        labels = matching.relabel(winner.labels)
+        s.rows = len(labels)
+        s.detail = (f"previous={matching.previous_version or 'none'} " + " ".join(
+            f"{e['relation']}:{e['previous_segment_ids']}->{e['segment_ids']}" for e in matching.events))
     with logs.step(log, "train forest") as s:
-        forest, report = classifier.train_forest(
-            sample[FEATURE_COLUMNS].to_numpy(dtype=float), winner.labels, tcfg.forest
-        )
+        forest, report = classifier.train_forest(sample[FEATURE_COLUMNS].to_numpy(dtype=float), labels, tcfg.forest)
         s.rows = report.train_rows
         s.detail = f"test_rows={report.test_rows} accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} " + (
             "per_segment_f1=" + ",".join(f"{k}:{v:.3f}" for k, v in report.per_segment_f1.items())
         )
     usable = report.macro_f1 >= tcfg.forest.min_macro_f1
     with logs.step(log, "profiles, personas and drivers") as s:
-        profile = profiles.segment_profiles(sample, scaled, winner.labels, FEATURE_COLUMNS)
+        profile = profiles.segment_profiles(sample, scaled, labels, FEATURE_COLUMNS)
         people = personas.build(profile, tcfg.explain.trait_threshold)
+        _keep_names(people, matching, current)
         profile = profiles.with_names(profile, {k: p.name for k, p in people.items()})
         global_drivers = drivers.global_drivers(
             forest, report.X_test, report.y_test, FEATURE_COLUMNS, tcfg.explain.permutation_repeats,
@@ -193,10 +199,10 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         s.rows = len(sample)
         s.detail = " | ".join(f"{k}: {p.name}" for k, p in sorted(people.items()))
     for k, p in sorted(people.items()):
-        log.info("segment %d %r (%d%%): %s", k, p.name, round(100 * float(np.mean(winner.labels == k))), p.description)
+        log.info("segment %d %r (%d%%): %s", k, p.name, round(100 * float(np.mean(labels == k))), p.description)
     classes = [int(c) for c in forest.classes_]
     names = {k: people[k].name for k in classes}
-    segments, sizes = np.unique(winner.labels[winner.labels != clustering.NOISE], return_counts=True)
+    segments, sizes = np.unique(labels[labels != clustering.NOISE], return_counts=True)
     metrics = {
         "run_date": run_date.isoformat(),
         "sample_rows": len(sample),
@@ -210,6 +216,7 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         "segment_names": {str(k): v for k, v in names.items()},
         "segment_descriptions": {str(k): people[k].description for k in classes},
         "persona_families": {str(k): people[k].families for k in classes},
+        "lineage": {"previous_model_version": matching.previous_version, "events": matching.events},
     }
     medians, missing, rows_read = _night_counts(spark, cfg, run_date)
     bundle = model_store.ModelBundle(
@@ -227,11 +234,14 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         profiles=profile,
         drivers_global=global_drivers,
         drivers_segment=segment_drivers,
+        next_segment_id=matching.next_id,
+        lineage=matching.events,
+        drift_reference=drift.reference(sample, FEATURE_COLUMNS, cfg.drift.bins),
     )
     extras = None
     if tcfg.explain.report:
         inputs = report_inputs(
-            bundle, run_date, sample, X, winner, candidates, people, eda.column_profile(
+            bundle, run_date, sample, X, labels, candidates, people, eda.column_profile(
                 sample, FEATURE_COLUMNS, missing, rows_read
             ), ccfg,
         )
@@ -240,6 +250,10 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         path = model_store.save(bundle, cfg.tables.models_dir, usable=usable, extras=extras)
         _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=usable)
         _write_explanations(spark, cfg, version, profile, global_drivers, segment_drivers)
+        tables.replace_key(
+            spark.createDataFrame(lineage.table_rows(matching, version), lineage.LINEAGE_SCHEMA),
+            tables.table_ref(cfg.tables, cfg.tables.segment_lineage), "model_version", version,
+        )
         s.detail = f"version={version} usable={usable} path={path}"
     if not usable:
         raise TrainingError(
@@ -253,16 +267,56 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         "sample_rows": len(sample),
         "tables": [
             str(tables.table_ref(cfg.tables, name))
-            for name in (cfg.tables.clustering_candidates, cfg.tables.segment_profiles, cfg.tables.segment_drivers)
+            for name in (cfg.tables.clustering_candidates, cfg.tables.segment_profiles, cfg.tables.segment_drivers,
+                         cfg.tables.segment_lineage)
         ],
     }
 
 
-def report_inputs(bundle, run_date, sample, X, winner, candidates, people, column_profile, ccfg):
-    """Everything the report draws, computed once from the training sample."""
+def _current_model(cfg: Config, log) -> tuple[model_store.ModelBundle | None, int]:
+    """The model tonight's scoring would use, whose ids a retrain keeps, and the first unused id.
+
+    A current model that cannot be loaded (another scikit-learn, say) cannot be matched: the new
+    ids then start above every id its manifest lists, so none is reused with another meaning.
+    """
+    version = cfg.score.model_version or model_store.latest(cfg.tables.models_dir)
+    if not version:
+        return None, 0
+    try:
+        return model_store.load(cfg.tables.models_dir, version), 0
+    except ModelError as exc:
+        classes = model_store.manifest_classes(cfg.tables.models_dir, version)
+        log.warning("cannot match segment ids to the current model %s (%s): new ids start at %d",
+                    version, exc, max(classes, default=-1) + 1)
+        return None, max(classes, default=-1) + 1
+
+
+def _match_ids(labels: np.ndarray, sample: pd.DataFrame, current, floor: int, tcfg) -> lineage.Matching:
+    if current is None:
+        return lineage.first_ids(labels, floor)
+    previous, _ = current.predict(sample)
+    next_id = current.next_segment_id if current.next_segment_id is not None else max(current.classes) + 1
+    return lineage.match(labels, previous, current.version, next_id, tcfg.lineage.min_overlap, tcfg.lineage.part)
+
+
+def _keep_names(people: dict, matching: lineage.Matching, current) -> None:
+    """Kept segments keep the name campaigns know; new ones take their persona's, made unique."""
+    if current is None:
+        return
+    for segment, previous in matching.kept.items():
+        if segment in people and previous in current.segment_names:
+            people[segment].name = current.segment_names[previous]
+    taken = {people[k].name for k in matching.kept if k in people}
+    for segment in sorted(people):
+        if segment not in matching.kept and people[segment].name in taken:
+            people[segment].name = f"{people[segment].name} (segment {segment})"
+        taken.add(people[segment].name)
+
+
+def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg):
+    """Everything the report draws, computed once from the training sample (`labels`: stable ids)."""
     from segmentation.report import ReportInputs
 
-    labels = winner.labels
     rows = clustering.metric_rows(len(X), ccfg.metric_max_rows, ccfg.random_state)
     per_row = np.full(len(X), np.nan)
     if len(np.unique(labels[rows])) > 1:

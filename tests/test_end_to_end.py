@@ -78,6 +78,16 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     features = spark.read.format("delta").load(str(tmp_path / "lake" / "features"))
     assert features.count() == 8950
 
+    # A retrain with other seeds keeps the ids: compared with the previous model's scores.
+    before = dict(again.select("CUST_ID", "segment_id").toPandas().itertuples(index=False))  # the test's 8,950 rows
+    reseed = [*args, "--set", "train.sample.seed=7", "--set", "train.clustering.random_state=7",
+              "--set", "train.forest.random_state=7"]
+    assert train_job.main(reseed) == 0 and score_job.main(reseed) == 0
+    after = dict(_segments(spark, tmp_path / "lake").select("CUST_ID", "segment_id").toPandas().itertuples(index=False))
+    kept = sum(before[c] == after[c] for c in before) / len(before)
+    assert kept >= 0.95, kept
+    assert model_store.load(str(tmp_path / "lake" / "models")).version != bundle.version
+
     # Last, as it skips when no browser is installed: the real report opens cleanly in Chromium.
     from test_report_browser import check_report_in_browser
 

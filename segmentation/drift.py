@@ -1,0 +1,93 @@
+"""Drift: do tonight's customers still look like the ones the model learned from?
+
+Two measures, both from Spark aggregates (no customer row reaches the driver):
+- the population stability index (PSI) of every model feature against the training sample, on
+  bins cut at the training sample's deciles (edges and expected shares live in the bundle);
+- the change in each segment's share of the scored customers since the previous scored night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DateType, DoubleType, StringType, StructField, StructType
+
+from segmentation.schema import RUN_DATE
+
+PSI, SHARE_CHANGE = "psi", "share_change_points"
+FLOOR = 1e-4  # share floor: an empty bin would make the PSI infinite
+
+DRIFT_SCHEMA = StructType(
+    [
+        StructField(RUN_DATE, DateType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("measure", StringType(), False),  # psi | share_change_points
+        StructField("name", StringType(), False),  # the feature, or the segment id
+        StructField("value", DoubleType(), False),
+        StructField("threshold", DoubleType(), False),
+        StructField("flagged", BooleanType(), False),
+        StructField("reference", StringType(), False),  # what it is measured against
+    ]
+)
+
+
+def reference(sample: pd.DataFrame, columns: list[str], bins: int) -> dict[str, dict[str, list[float]]]:
+    """Per feature: inner bin edges at the sample's quantiles (ties merged) and each bin's share.
+
+    Bin i holds values <= edges[i] and > edges[i-1]; the last bin everything above the last edge.
+    """
+    out = {}
+    for c in columns:
+        values = sample[c].to_numpy(dtype=float)
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+        out[c] = {"edges": [float(e) for e in edges], "shares": [float(x) for x in counts / len(values)]}
+    return out
+
+
+def psi(actual: np.ndarray, expected: np.ndarray) -> float:
+    a, e = np.clip(actual, FLOOR, None), np.clip(expected, FLOOR, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _bin(column: str, edges: list[float]):
+    """Index of the bin of `column` (the number of edges below the value): a column expression."""
+    if not edges:
+        return F.lit(0)
+    return sum((F.col(column) > F.lit(e)).cast("int") for e in edges)
+
+
+def feature_psi(features: DataFrame, ref: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """PSI of each referenced feature over a features partition, in one aggregation pass."""
+    binned = features.select(*[_bin(c, r["edges"]).alias(c) for c, r in ref.items()])
+    aggs = [F.count(F.lit(1)).alias("_rows")]
+    for c, r in ref.items():
+        aggs += [F.sum((F.col(c) == i).cast("long")).alias(f"{c}__{i}") for i in range(len(r["edges"]) + 1)]
+    row = binned.agg(*aggs).first().asDict()
+    rows = row.pop("_rows") or 0
+    result = {}
+    for c, r in ref.items():
+        counts = np.array([row[f"{c}__{i}"] or 0 for i in range(len(r["edges"]) + 1)], dtype=float)
+        result[c] = psi(counts / rows if rows else counts, np.array(r["shares"]))
+    return result
+
+
+def share_changes(tonight: dict[int, float], previous: dict[int, float]) -> dict[int, float]:
+    """Change in percentage points of each segment's share (a segment missing on one side has 0)."""
+    return {k: 100.0 * (tonight.get(k, 0.0) - previous.get(k, 0.0)) for k in sorted(set(tonight) | set(previous))}
+
+
+def rows(
+    run_date: dt.date, version: str, psis: dict[str, float], changes: dict[int, float], psi_threshold: float,
+    share_threshold: float, previous_date: dt.date | None,
+) -> list[tuple[Any, ...]]:
+    out = [(run_date, version, PSI, c, float(v), psi_threshold, bool(v > psi_threshold), "training sample")
+           for c, v in psis.items()]
+    out += [(run_date, version, SHARE_CHANGE, str(k), float(v), share_threshold, bool(abs(v) > share_threshold),
+             f"run_date {previous_date}") for k, v in changes.items()]
+    return out

@@ -1,0 +1,149 @@
+"""What campaign teams build on: stable ids, segments_current and its change feed, migrations, drift.
+
+One small-grid model is trained once on the bundled file; each test scores its own nights.
+"""
+
+import re
+
+import pandas as pd
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from conftest import BUNDLED_CSV, PROJECT
+from jobs import nightly as nightly_job
+from jobs import train as train_job
+from segmentation import bundle as model_store
+
+SMALL_GRID = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
+              "--set", "train.clustering.stability.resamples=0", "--set", "train.explain.report=false"]
+MONEY = ["PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "PAYMENTS"]
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """A lake with a trained 4-segment model and its first scored night, 2026-03-01."""
+    root = tmp_path_factory.mktemp("downstream")
+    args = ["--set", f"tables.root={root}", "--set", f"tables.models_dir={root / 'models'}", *SMALL_GRID]
+    assert nightly_job.main(["--run-date", "2026-03-01", *args]) == 0
+    return root, args
+
+
+def _read(spark, root, table):
+    return spark.read.format("delta").load(str(root / table))
+
+
+def _night_csv(tmp_path, name, change=None):
+    frame = pd.read_csv(BUNDLED_CSV)
+    if change:
+        frame = change(frame)
+    path = tmp_path / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_segments_current_change_feed_and_migrations_over_two_nights(spark, lake, tmp_path):
+    root, args = lake
+    first = _read(spark, root, "segments").where("run_date = DATE'2026-03-01'").select("CUST_ID", "segment_id")
+    seg = dict(first.toPandas().itertuples(index=False))  # 8,950 rows: the test's own small input
+    frame = pd.read_csv(BUNDLED_CSV)
+    mover = frame.CUST_ID.iloc[0]
+    donor = next(c for c in frame.CUST_ID if seg[c] != seg[mover])
+    gone = frame.CUST_ID.iloc[1]
+
+    def night2(f):
+        values = f.loc[f.CUST_ID == donor].drop(columns="CUST_ID").iloc[0]
+        f.loc[f.CUST_ID == mover, values.index] = values.to_numpy()
+        return f[f.CUST_ID != gone]
+
+    csv = _night_csv(tmp_path, "night2", night2)
+    assert nightly_job.main(["--run-date", "2026-03-02", "--input", str(csv), *args]) == 0
+
+    current = _read(spark, root, "segments_current")
+    assert current.count() == 8950 and current.where("active").count() == 8949
+    moved = current.where(F.col("CUST_ID") == mover).first()
+    assert moved.segment_id == seg[donor] and moved.previous_segment_id == seg[mover]
+    assert str(moved.since_run_date) == "2026-03-02" and moved.active and moved.last_seen_run_date is None
+    departed = current.where(F.col("CUST_ID") == gone).first()
+    assert not departed.active and str(departed.last_seen_run_date) == "2026-03-01"
+    stayed = current.where(F.col("CUST_ID") == frame.CUST_ID.iloc[2]).first()
+    assert str(stayed.since_run_date) == "2026-03-01" and stayed.previous_segment_id is None
+
+    migrations = _read(spark, root, "segment_migrations").where("run_date = DATE'2026-03-02'").toPandas()
+    assert migrations.loc[migrations.to_segment_id.notna(), "customers"].sum() == 8949  # every customer scored
+    assert migrations.loc[migrations.from_segment_id.notna(), "customers"].sum() == 8950  # every one of last night
+    (dep,) = migrations[migrations.movement == "departed"].itertuples()
+    assert dep.from_segment_id == seg[gone] and dep.customers == 1
+    assert migrations[migrations.movement == "moved"].customers.sum() >= 1
+    assert str(migrations.previous_run_date.iloc[0]) == "2026-03-01"
+
+    # The same night again: the same table and not one change in the feed.
+    table = DeltaTable.forPath(spark, str(root / "segments_current"))
+    before = table.history(1).first().version
+    snapshot = current.orderBy("CUST_ID").toPandas()
+    assert nightly_job.main(["--run-date", "2026-03-02", "--input", str(csv), *args]) == 0
+    after = table.history(1).first().version
+    feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", before + 1)
+            .load(str(root / "segments_current")))
+    assert after > before and feed.count() == 0
+    pd.testing.assert_frame_equal(_read(spark, root, "segments_current").orderBy("CUST_ID").toPandas(), snapshot)
+
+    # The README's example queries run as written against this lake.
+    queries = re.findall(r"```sql\n(.*?)```", (PROJECT / "README.md").read_text(), flags=re.S)
+    assert len(queries) >= 2
+    for query in queries:
+        sql = query.replace("lakehouse/", f"{root}/").replace(":since_version", str(before - 1))
+        sql = sql.replace(":segment_id", str(seg[donor])).replace("current_date()", "DATE'2026-03-04'")
+        found = {r.CUST_ID for r in spark.sql(sql).collect()}
+        if "table_changes" in sql:
+            assert {mover, gone} <= found, sql  # both changed since that version
+        else:
+            assert found == ({mover} if moved.segment_confidence >= 0.8 else set()), sql
+
+
+def test_forced_drift_is_flagged_and_unchanged_input_is_not(spark, lake, tmp_path, caplog):
+    root, args = lake
+    latest = model_store.latest(str(root / "models"))
+    # Unchanged input with --retrain-on-drift: no flag and no retrain.
+    assert nightly_job.main(["--run-date", "2026-03-10", "--retrain-on-drift", *args]) == 0
+    drift = _read(spark, root, "drift").where("run_date = DATE'2026-03-10'").toPandas()
+    psi = drift[drift.measure == "psi"]
+    assert len(psi) == 25 and not drift.flagged.any() and psi.value.max() < 0.05
+    assert model_store.latest(str(root / "models")) == latest
+
+    def shifted(f):
+        f[MONEY] = f[MONEY] * 3
+        f["BALANCE"] = f["BALANCE"] * 2
+        return f
+
+    csv = _night_csv(tmp_path, "shifted", shifted)
+    caplog.clear()
+    assert nightly_job.main(["--run-date", "2026-03-11", "--input", str(csv), *args]) == 0
+    drift = _read(spark, root, "drift").where("run_date = DATE'2026-03-11'").toPandas()
+    flagged = set(drift[drift.flagged & (drift.measure == "psi")].name)
+    assert {"PURCHASES", "PAYMENTS", "BALANCE"} <= flagged
+    assert not flagged & {"TENURE", "PRC_FULL_PAYMENT", "CASH_ADVANCE_FREQUENCY"}
+    assert any(r.levelname == "WARNING" and "DRIFT" in r.getMessage() for r in caplog.records)
+    assert model_store.latest(str(root / "models")) == latest  # flagged, but not asked to retrain
+
+    # Asked to retrain on drift, the shifted night trains a new model before scoring.
+    assert nightly_job.main(["--run-date", "2026-03-12", "--input", str(csv), "--retrain-on-drift", *args]) == 0
+    assert model_store.latest(str(root / "models")) != latest
+
+
+def test_a_retrain_with_one_more_segment_keeps_the_ids_and_adds_a_new_one(spark, lake):
+    root, args = lake
+    previous = model_store.load(str(root / "models"))
+    five = [*args, "--set", "train.clustering.kmeans.k=[5]", "--set", "train.clustering.guardrails.max_segments=8"]
+    assert train_job.main(["--run-date", "2026-03-01", *five]) == 0
+    bundle = model_store.load(str(root / "models"))
+    assert len(bundle.classes) == 5 and bundle.version != previous.version
+    kept = {e["segment_ids"][0] for e in bundle.lineage if e["relation"] == "kept"}
+    new = [e for e in bundle.lineage if e["relation"] == "new"]
+    assert len(kept) >= 3 and kept <= set(previous.classes)
+    assert len(new) >= 1 and all(e["segment_ids"][0] >= max(previous.classes) + 1 for e in new)
+    assert set(bundle.classes) == kept | {e["segment_ids"][0] for e in new}
+    for segment in kept:  # a kept segment keeps its name
+        assert bundle.segment_names[segment] == previous.segment_names[segment]
+    lineage = _read(spark, root, "segment_lineage").where(F.col("model_version") == bundle.version).toPandas()
+    assert set(lineage.relation) >= {"kept", "new"} and set(lineage.previous_model_version) == {previous.version}
