@@ -81,15 +81,13 @@ def _cash(v: _View, t: float) -> list[Trait]:
 
 def _payments(v: _View, t: float) -> list[Trait]:
     out = []
+    full = (f"pays in full in {v.s('PRC_FULL_PAYMENT', 'mean'):.0%} of months on average against "
+            f"{v.p('PRC_FULL_PAYMENT', 'mean'):.0%} for the population")
     if v.above("PRC_FULL_PAYMENT", t):
-        clause = (f"pays in full in {v.s('PRC_FULL_PAYMENT', 'mean'):.0%} of months on average against "
-                  f"{v.p('PRC_FULL_PAYMENT', 'mean'):.0%} for the population")
-        out.append(Trait("full_payer", "payment_discipline", v.d("PRC_FULL_PAYMENT"), "full-paying", "transactors", clause))
+        out.append(Trait("full_payer", "payment_discipline", v.d("PRC_FULL_PAYMENT"), "full-paying", "transactors", full))
     elif v.below("PRC_FULL_PAYMENT", t):
-        clause = (f"pays in full in {v.s('PRC_FULL_PAYMENT', 'mean'):.0%} of months on average against "
-                  f"{v.p('PRC_FULL_PAYMENT', 'mean'):.0%} for the population")
         out.append(Trait("rarely_pays_in_full", "payment_discipline", -v.d("PRC_FULL_PAYMENT"), "part-paying",
-                         "part payers", clause))
+                         "part payers", full))
     if v.below("PAYMENT_MINPAY_RATIO", t):
         clause = (f"pays a median {v.s('PAYMENT_MINPAY_RATIO'):.1f} times its minimum payment against "
                   f"{v.p('PAYMENT_MINPAY_RATIO'):.1f} for the population")
