@@ -9,11 +9,9 @@ the same job and date starts belongs to a run that was killed outright; that nex
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
@@ -40,9 +38,6 @@ RUNS_SCHEMA = StructType(
     ]
 )
 
-# The final status is an update of a table other jobs append to: Delta makes an update that
-# overlaps a concurrent append retry, so it is retried (appends themselves never conflict).
-_ATTEMPTS = 8
 _MAX_ERROR_CHARS = 1000
 
 
@@ -111,9 +106,9 @@ def finish(
         tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref)
         return
     types = {f.name: f.dataType for f in RUNS_SCHEMA.fields}
-    update = {name: F.lit(value).cast(types[name]) for name, value in values.items()}
     # An update, not a merge: measured at about half a merge's time on this one-row change.
-    _retry_on_conflict(lambda: _delta(spark, ref).update(condition=F.col("run_id") == run_id, set=update))
+    tables.update(spark, ref, F.col("run_id") == run_id,
+                  {name: F.lit(value).cast(types[name]) for name, value in values.items()})
 
 
 def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, run_date: dt.date, job: str) -> None:
@@ -135,22 +130,5 @@ def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, r
     ids = [r["run_id"] for r in leftover]
     note = f"no final status: the run was killed or lost its driver; found by run {run_id} at {utc_now():%Y-%m-%dT%H:%M:%SZ}"
     # Only a row still RUNNING changes: a run that finishes meanwhile keeps its own status.
-    _retry_on_conflict(lambda: _delta(spark, ref).update(
-        condition=F.col("run_id").isin(ids) & (F.col("status") == RUNNING),
-        set={"status": F.lit(ABANDONED), "error": F.lit(note)},
-    ))
-
-
-def _delta(spark: SparkSession, ref: tables.TableRef) -> DeltaTable:
-    return DeltaTable.forName(spark, ref.name) if ref.name else DeltaTable.forPath(spark, ref.path)
-
-
-def _retry_on_conflict(action) -> None:
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            action()
-            return
-        except Exception as exc:
-            if attempt == _ATTEMPTS or not tables.is_write_conflict(exc):
-                raise
-            time.sleep(0.2 * attempt)
+    tables.update(spark, ref, F.col("run_id").isin(ids) & (F.col("status") == RUNNING),
+                  {"status": F.lit(ABANDONED), "error": F.lit(note)})

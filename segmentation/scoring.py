@@ -63,8 +63,8 @@ def check_finite(X: np.ndarray, batch: pa.RecordBatch, columns: list[str]) -> No
     )
     raise NonFiniteFeatureError(
         f"feature {name} of customer {batch.column(ID_COLUMN)[row].as_py()} is {what} "
-        f"({int(bad.any(axis=1).sum())} such row(s) in this batch of {batch.num_rows}); refusing to score: "
-        "the data contract quarantines such raw values, so the features table was written another way"
+        f"({int(bad.any(axis=1).sum())} such row(s) in this batch of {batch.num_rows}); refusing to score it "
+        "(the data contract quarantines such raw values: this one was computed, or written, otherwise)"
     )
 
 

@@ -6,12 +6,13 @@ import csv
 import datetime as dt
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
@@ -226,6 +227,23 @@ def is_write_conflict(exc: BaseException) -> bool:
             cls = cls.getSuperclass()
         java, seen = java.getCause(), seen + 1
     return False
+
+
+# An update reads the whole (unpartitioned) table, so another job's append committed meanwhile is a
+# conflict for Delta; the update is then simply run again on the new version.
+_UPDATE_ATTEMPTS = 8
+
+
+def update(spark: SparkSession, ref: TableRef, condition: Column, values: dict[str, Column]) -> None:
+    """Sets `values` on the rows matching `condition`, retried on a write conflict."""
+    for attempt in range(1, _UPDATE_ATTEMPTS + 1):
+        try:
+            delta_table(spark, ref).update(condition=condition, set=values)
+            return
+        except Exception as exc:
+            if attempt == _UPDATE_ATTEMPTS or not is_write_conflict(exc):
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def append(df: DataFrame, ref: TableRef) -> None:
