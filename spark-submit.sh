@@ -49,6 +49,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 conf_dir="${conf_dir:-$ROOT/conf}"
+[ -f "$conf_dir/base.yaml" ] || { echo "--conf-dir $conf_dir: no base.yaml there" >&2; exit 2; }
 
 # The package as one zip for the executors' (and driver's) Python path.
 mkdir -p "$ROOT/build"
@@ -76,6 +77,7 @@ exec "$SUBMIT" \
   --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
   --conf spark.ui.showConsoleProgress=false \
   --conf spark.sql.execution.arrow.pyspark.enabled=true \
+  --conf spark.sql.session.timeZone=UTC \
   --conf "spark.pyspark.python=$PYSPARK_PYTHON" \
   --conf spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=log4j2.properties \
   --driver-java-options "-Dlog4j2.configurationFile=file:$conf_dir/log4j2.properties" \

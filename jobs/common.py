@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import logging
 import os
 import sys
@@ -14,11 +15,13 @@ from typing import Any, Callable
 
 from segmentation import logs, runs
 from segmentation.config import Config, load_config, resolve_path
-from segmentation.errors import ArgumentError, ConfigError, SegmentationError
+from segmentation.errors import UNEXPECTED_EXIT_CODE, ArgumentError, ConfigError, SegmentationError
 from segmentation.tables import parse_run_date
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Timestamps are stored as instants; the session's zone decides how Spark reads and shows them.
+SESSION_TIME_ZONE = "UTC"
 
 
 def parser(job: str) -> argparse.ArgumentParser:
@@ -30,17 +33,26 @@ def parser(job: str) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.sample.max_rows=50000 (repeatable)")
     p.add_argument("--input", help="raw customer table: CSV, Parquet or Delta path, or a table name")
-    p.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: today)")
+    p.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: today's date in UTC)")
     p.add_argument("--conf-dir", type=Path, default=None, help="folder holding base.yaml and the profiles")
     return p
 
 
 def find_conf_dir(explicit: Path | None) -> Path:
-    """conf/ of this checkout, else where --files put it, else the copy packaged in the wheel."""
-    candidates = [explicit] if explicit else []
+    """The folder named by --conf-dir or SEGMENTATION_CONF_DIR, which must hold base.yaml;
+    else conf/ of this checkout, where --files put it, or the copy packaged in the wheel."""
+    named = [(f"--conf-dir {explicit}", explicit)] if explicit else []
     if os.environ.get("SEGMENTATION_CONF_DIR"):
-        candidates.append(Path(os.environ["SEGMENTATION_CONF_DIR"]))
-    candidates += [Path(__file__).resolve().parents[1] / "conf", Path.cwd() / "conf", Path.cwd()]
+        named.append((f"SEGMENTATION_CONF_DIR={os.environ['SEGMENTATION_CONF_DIR']}",
+                      Path(os.environ["SEGMENTATION_CONF_DIR"])))
+    if named:
+        # A folder asked for by name is used or refused, never silently replaced by another.
+        what, folder = named[0]
+        if not (folder / "base.yaml").is_file():
+            state = "has no base.yaml" if folder.is_dir() else "does not exist"
+            raise ConfigError(f"{what}: {folder} {state}")
+        return folder
+    candidates = [Path(__file__).resolve().parents[1] / "conf", Path.cwd() / "conf", Path.cwd()]
     for folder in candidates:
         if (folder / "base.yaml").is_file():
             return folder
@@ -50,22 +62,28 @@ def find_conf_dir(explicit: Path | None) -> Path:
     raise ConfigError(f"no base.yaml found (looked in: {', '.join(str(c) for c in candidates)})")
 
 
+def utc_today() -> dt.date:
+    """The default run date: today's date in UTC, whatever the driver's time zone."""
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
 def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
     conf_dir = find_conf_dir(args.conf_dir)
-    overrides = list(args.overrides)
+    values: dict[str, Any] = {}
     if args.input:
+        # Taken as it is, not as YAML text: a path such as "/data/a #1.csv" keeps its " #1".
         source = args.input if "://" in args.input or not Path(args.input).exists() else str(Path(args.input).resolve())
-        overrides.append(f"input.source={source}")
+        values["input.source"] = source
     if getattr(args, "model_version", None):
-        overrides.append(f"score.model_version={args.model_version}")
+        values["score.model_version"] = args.model_version
     if getattr(args, "retrain", False):
-        overrides.append("train.retrain=true")
+        values["train.retrain"] = True
     if getattr(args, "retrain_on_drift", False):
-        overrides.append("drift.retrain_on_drift=true")
-    cfg = load_config(conf_dir, args.profile or ["local"], overrides, args.config)
+        values["drift.retrain_on_drift"] = True
+    cfg = load_config(conf_dir, args.profile or ["local"], list(args.overrides), args.config, values)
     project = conf_dir.parent
     cfg = _with_paths(cfg, project)
-    run_date = parse_run_date(args.run_date) if args.run_date else dt.date.today()
+    run_date = parse_run_date(args.run_date) if args.run_date else utc_today()
     return cfg, run_date
 
 
@@ -84,16 +102,18 @@ def _with_paths(cfg: Config, project: Path) -> Config:
 
 
 def spark_session(cfg: Config):
-    """Reuse the session a runtime or spark-submit provides; otherwise build a local Delta one."""
+    """Reuse the session a runtime or spark-submit provides; otherwise build a local Delta one.
+
+    Either way the config's SQL settings (time zone, shuffle partitions, `spark.extra`) are
+    applied to the session; those Spark only takes at startup are logged as not applied.
+    """
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    if os.environ.get("SPARK_ENV_LOADED") or os.environ.get("PYSPARK_GATEWAY_PORT"):
+    spark = SparkSession.getActiveSession()
+    if spark is None and (os.environ.get("SPARK_ENV_LOADED") or os.environ.get("PYSPARK_GATEWAY_PORT")):
         # Launched by spark-submit: its --master/--conf/--packages already define the session.
         spark = SparkSession.builder.appName(cfg.spark.app_name).getOrCreate()
-    else:
+    elif spark is None:
         from delta import configure_spark_with_delta_pip
 
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -102,53 +122,108 @@ def spark_session(cfg: Config):
             .appName(cfg.spark.app_name)
             .config("spark.sql.extensions", DELTA_EXTENSION)
             .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
-            .config("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
-        for key, value in cfg.spark.extra.items():
+        for key, value in session_settings(cfg).items():
             builder = builder.config(key, value)
         spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    apply_settings(spark, session_settings(cfg))
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
 
 
-def main(job: str, run: Callable[[Any, Config, dt.date], dict[str, Any]],
+def session_settings(cfg: Config) -> dict[str, str]:
+    """What the config asks of the session, `spark.extra` last (it may override the others)."""
+    return {
+        "spark.sql.session.timeZone": SESSION_TIME_ZONE,
+        "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        **cfg.spark.extra,
+    }
+
+
+def apply_settings(spark, settings: dict[str, str]) -> list[str]:
+    """Sets each setting on the running session; returns (and logs) those it cannot take now."""
+    log = logs.get("session")
+    refused = []
+    for key, value in settings.items():
+        try:
+            if spark.conf.get(key, None) == value:
+                continue
+            spark.conf.set(key, value)
+        except Exception as exc:  # noqa: BLE001 - Spark refuses static and core settings at runtime
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("spark setting %s=%s not applied to the running session (%s); "
+                        "pass it when the session starts, e.g. spark-submit --conf %s=%s", key, value, reason, key, value)
+            refused.append(key)
+    return refused
+
+
+def main(job: str, run: Callable[..., dict[str, Any]],
          argv: list[str] | None = None, extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
-    """Runs one job and returns its exit status; every named error becomes one log line."""
+    """Runs one job and returns its exit status; every run, however it ends, leaves a `runs` row.
+
+    A named error becomes one log line and its own exit code; any other exception (Spark,
+    Py4J, an executor's Python error, scikit-learn, the OS) is logged with its traceback and
+    exits with `UNEXPECTED_EXIT_CODE`. The final status is written in `finally`, with the
+    counts the stages had reached (`progress`), so a failed run still says what it read.
+    """
     log = logs.configure()
     p = parser(job)
     if extra_args:
         extra_args(p)
     args = p.parse_args(argv)
     start = time.perf_counter()
-    started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    started_at = runs.utc_now()
     spark = cfg = run_date = None
     run_id = runs.new_run_id()
+    progress: dict[str, Any] = {}
+    started = False
+    error: BaseException | None = None
+    summary: dict[str, Any] | None = None
     try:
         cfg, run_date = load(args)
         log.info("%s: run_id=%s run_date=%s profile=%s", job, run_id, run_date, ",".join(args.profile or ["local"]))
         spark = spark_session(cfg)
-        summary = run(spark, cfg, run_date)
+        started = _audit(job, runs.start, spark, cfg, run_id, run_date, job, started_at)
+        summary = _call(run, spark, cfg, run_date, progress)
     except SegmentationError as exc:
+        error = exc
         log.error("%s FAILED (%s): %s", job, type(exc).__name__, exc)
-        _record(spark, cfg, run_id, run_date, job, started_at, None, exc)
         return exc.exit_code
-    _record(spark, cfg, run_id, run_date, job, started_at, summary, None)
+    except Exception as exc:
+        error = exc
+        log.exception("%s FAILED with an unexpected error (%s); exit %d", job, runs.describe(exc), UNEXPECTED_EXIT_CODE)
+        return UNEXPECTED_EXIT_CODE
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: recorded, then passed on
+        error = exc
+        raise
+    finally:
+        if spark is not None and cfg is not None and run_date is not None:
+            counts = {**progress, **(summary or {})}
+            _audit(job, runs.finish, spark, cfg, run_id, run_date, job, started_at, counts, error, started)
     elapsed = time.perf_counter() - start
     log.info("%s OK: %s elapsed=%.1fs", job, _summary_line(summary), elapsed)
     return 0
 
 
-def _record(spark, cfg, run_id, run_date, job, started_at, summary, error) -> None:
-    """The audit row; a failure to write it is logged, never allowed to mask the job's own result."""
-    if spark is None or cfg is None:
-        return
+def _call(run: Callable[..., dict[str, Any]], spark, cfg: Config, run_date: dt.date,
+          progress: dict[str, Any]) -> dict[str, Any]:
+    """Stages that take `progress` fill it in as they go; others report only at the end."""
+    if "progress" in inspect.signature(run).parameters:
+        return run(spark, cfg, run_date, progress=progress)
+    return run(spark, cfg, run_date)
+
+
+def _audit(job: str, write: Callable[..., None], *args: Any) -> bool:
+    """A write to the runs table; a failure is logged, never allowed to mask the job's own result."""
     try:
-        runs.record(spark, cfg, run_id, run_date, job, started_at, summary, error)
+        write(*args)
+        return True
     except Exception as exc:  # noqa: BLE001 - the audit must not turn a result into a crash
-        logs.get(job).warning("could not append to the runs table: %s: %s", type(exc).__name__, exc)
+        logs.get(job).warning("could not write to the runs table: %s", runs.describe(exc))
+        return False
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from segmentation.errors import ModelError
+from segmentation.errors import LibraryMismatchError, ModelError
 
 BUNDLE_FILE = "bundle.pkl"
 MANIFEST_FILE = "manifest.json"
@@ -191,17 +191,35 @@ def load(models_dir: str, version: str = "") -> ModelBundle:
 
 
 def _check_compatible(manifest: dict[str, Any], version: str) -> None:
-    import sklearn
-
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelError(
             f"model {version} has bundle format {manifest.get('format_version')}, this code reads {FORMAT_VERSION}"
         )
-    saved = str(manifest.get("library_versions", {}).get("scikit-learn", ""))
-    if saved.split(".")[:1] != sklearn.__version__.split(".")[:1]:
-        raise ModelError(
-            f"model {version} was trained with scikit-learn {saved}; this environment has {sklearn.__version__}"
-        )
+    check_libraries(manifest.get("library_versions", {}), version, where="this environment")
+
+
+# How much of a version must match for a pickle to be read back as it was written: scikit-learn
+# changes its estimators' internals between minor versions (the tree node layout changed in 1.3),
+# numpy its pickled module paths between major ones (numpy 2's `numpy._core`).
+COMPATIBLE_PARTS = {"scikit-learn": 2, "numpy": 1}
+
+
+def check_libraries(recorded: dict[str, str], version: str, where: str) -> None:
+    """The installed scikit-learn and numpy must match the versions the bundle was trained with.
+
+    Runs on the driver before loading and in every Python worker before unpickling, since an
+    executor's environment can differ from the driver's.
+    """
+    import sklearn
+
+    installed = {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
+    for library, parts in COMPATIBLE_PARTS.items():
+        saved = str(recorded.get(library) or "")
+        if saved and saved.split(".")[:parts] != installed[library].split(".")[:parts]:
+            raise LibraryMismatchError(
+                f"model {version} was trained with {library} {saved}; {where} has {library} {installed[library]} "
+                f"(the first {parts} part(s) of the version must match to unpickle it)"
+            )
 
 
 def check_features(bundle: ModelBundle, columns: list[str]) -> None:

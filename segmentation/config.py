@@ -1,21 +1,25 @@
 """Typed configuration: `conf/base.yaml` plus named overlays, loaded once per job.
 
-Every key is declared here; an unknown key or a value of the wrong type is a
-`ConfigError` naming the dotted key, whether it came from a file or from `--set`.
+Every key is declared here; an unknown key, a value of the wrong type or one outside its
+range (`RANGES`, `CHOICES` and `_check_relations`, below the declarations) is a `ConfigError`
+naming the dotted key, whether it came from a file or from `--set`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
 from segmentation.errors import ConfigError
+from segmentation.schema import RAW_NUMERIC_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,153 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
+# ranges: every numeric key's allowed values, in one place
+
+# Checked when the config loads, so a value that would fail deep inside scikit-learn or Spark
+# fails first, naming its key. "[a, b]" closed, "(a, b)" open, inf for no bound; for a list the
+# range applies to each element; None (an optional key left empty) is always allowed.
+_SEED = "[0, 4294967295]"  # what scikit-learn and numpy accept as random_state
+RANGES: dict[str, str] = {
+    "spark.shuffle_partitions": "[1, inf)",
+    "contract.max_quarantine_share": "[0, 1]",
+    "contract.tenure_min": "[0, inf)",
+    "contract.tenure_max": "[0, inf)",
+    "contract.max_cash_advance_frequency": "[0, inf)",
+    "contract.purchases_tolerance": "[0, inf)",
+    "imputation.accuracy": "[1, 2147483647]",
+    "features.ratio_epsilon": "[0, inf)",
+    "train.sample.max_rows": "[1, inf)",
+    "train.transform.offset": "(0, inf)",
+    "train.clustering.random_state": _SEED,
+    "train.clustering.kmeans.k": "[1, inf)",
+    "train.clustering.kmeans.n_init": "[1, inf)",
+    "train.clustering.gmm.k": "[1, inf)",
+    "train.clustering.gmm.n_init": "[1, inf)",
+    "train.clustering.dbscan.eps": "(0, inf)",
+    "train.clustering.dbscan.eps_quantiles": "[0, 1]",
+    "train.clustering.dbscan.min_samples": "[1, inf)",
+    "train.clustering.stability.resamples": "[0, inf)",
+    "train.clustering.stability.fraction": "(0, 1]",
+    "train.clustering.guardrails.min_segments": "[1, inf)",
+    "train.clustering.guardrails.max_segments": "[1, inf)",
+    "train.clustering.guardrails.min_segment_share": "[0, 1]",
+    "train.clustering.guardrails.max_noise_share": "[0, 1]",
+    "train.clustering.guardrails.max_segment_share": "(0, 1]",
+    "train.clustering.guardrails.max_rule_agreement": "[0, 1]",
+    "train.clustering.rule_depth": "[1, inf)",
+    "train.blas_threads": "[0, inf)",
+    "train.explain.permutation_repeats": "[1, inf)",
+    "train.explain.trait_threshold": "(0, inf)",
+    "train.lineage.min_overlap": "(0, 1]",
+    "train.lineage.part": "(0, 1]",
+    "drift.bins": "[2, inf)",
+    "drift.psi_threshold": "(0, inf)",
+    "drift.share_change_points": "(0, 100]",
+    "train.clustering.tie_tolerance": "[0, inf)",
+    "train.clustering.metric_max_rows": "[2, inf)",
+    "train.forest.n_estimators": "[1, inf)",
+    "train.forest.max_depth": "[1, inf)",
+    "train.forest.min_samples_leaf": "[1, inf)",
+    "train.forest.test_size": "(0, 1)",
+    "train.forest.random_state": _SEED,
+    # Macro-F1 is at most 1; a higher floor keeps every model unusable, and the run says so.
+    "train.forest.min_macro_f1": "[0, inf)",
+    "score.arrow_batch_rows": "[1, 2147483647]",  # Spark's maxRecordsPerBatch is an int
+}
+
+# Keys whose values come from a fixed set (in addition to their declared type).
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "spark.log_level": ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"),
+    "imputation.columns": tuple(RAW_NUMERIC_COLUMNS),
+    "train.clustering.algorithms": ("kmeans", "dbscan", "gmm"),
+    "train.forest.class_weight": ("balanced", "balanced_subsample", None),
+}
+
+_INTERVAL = re.compile(r"^([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])$")
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Interval":
+        match = _INTERVAL.match(text)
+        if not match:
+            raise ValueError(f"not an interval: {text!r}")
+        left, low, high, right = match.groups()
+        return cls(float(low), float(high), left == "[", right == "]", text)
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below
+
+
+_INTERVALS = {key: Interval.parse(text) for key, text in RANGES.items()}
+
+
+def value_at(cfg: Config, key: str) -> Any:
+    """The value of a dotted key, e.g. `train.forest.test_size`."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            raise KeyError(key)
+        node = getattr(node, part)
+    return node
+
+
+def _elements(key: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, list):
+        return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    return [(key, value)]
+
+
+def validate(cfg: Config) -> Config:
+    """Every range, choice and relation between keys; the first broken one is a `ConfigError`."""
+    for key, interval in _INTERVALS.items():
+        for name, value in _elements(key, value_at(cfg, key)):
+            if value is not None and value not in interval:
+                raise ConfigError(f"config key {name} must be in {interval.text}, got {value!r}")
+    for key, allowed in CHOICES.items():
+        for name, value in _elements(key, value_at(cfg, key)):
+            normalised = value.upper() if key == "spark.log_level" and isinstance(value, str) else value
+            if normalised not in allowed:
+                raise ConfigError(f"config key {name} must be one of {list(allowed)}, got {value!r}")
+    _check_relations(cfg)
+    return cfg
+
+
+def _check_relations(cfg: Config) -> None:
+    """Checks between keys: each names both."""
+    guard = cfg.train.clustering.guardrails
+    if guard.min_segments > guard.max_segments:
+        raise ConfigError(
+            f"config key train.clustering.guardrails.min_segments ({guard.min_segments}) must not exceed "
+            f"train.clustering.guardrails.max_segments ({guard.max_segments})"
+        )
+    if cfg.contract.tenure_min > cfg.contract.tenure_max:
+        raise ConfigError(
+            f"config key contract.tenure_min ({cfg.contract.tenure_min}) must not exceed "
+            f"contract.tenure_max ({cfg.contract.tenure_max})"
+        )
+    clustering = cfg.train.clustering
+    for algorithm in ("kmeans", "gmm"):
+        ks = getattr(clustering, algorithm).k
+        if algorithm in clustering.algorithms and ks and max(ks) > cfg.train.sample.max_rows:
+            raise ConfigError(
+                f"config key train.sample.max_rows ({cfg.train.sample.max_rows}) must be at least the largest "
+                f"train.clustering.{algorithm}.k ({max(ks)}): a sample cannot hold more segments than rows"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
 # loading
 
 
@@ -251,8 +402,13 @@ def load_config(
     profiles: list[str] | None = None,
     overrides: list[str] | None = None,
     extra_files: list[Path] | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> Config:
-    """base.yaml, then each profile overlay, then extra files, then `--set` overrides."""
+    """base.yaml, then each profile overlay, then extra files, then `--set` overrides, then `values`.
+
+    `overrides` are `key=value` text read as YAML (`--set`); `values` are taken as they are
+    (e.g. a path from `--input`, where YAML would read ` #...` as a comment).
+    """
     conf_dir = Path(conf_dir)
     merged: dict[str, Any] = {}
     files = [conf_dir / "base.yaml"]
@@ -270,7 +426,9 @@ def load_config(
     for item in overrides or []:
         key, value = _parse_override(item)
         _set_dotted(merged, key, value)
-    return _build(Config, merged, prefix="")
+    for key, value in (values or {}).items():
+        _set_dotted(merged, key, value)
+    return validate(_build(Config, merged, prefix=""))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ job before anything is written.
 
 from __future__ import annotations
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -26,6 +27,9 @@ SHARE_COLUMNS = [
 ]
 COUNT_COLUMNS = ["CASH_ADVANCE_TRX", "PURCHASES_TRX"]
 
+# Scoring compares features in float32: a larger magnitude would become an infinity there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class QuarantineLimitError(InputError):
     """More rows broke the contract than the configured share: an upstream break, not noise."""
@@ -36,29 +40,43 @@ def _rule(name: str, broken: Column) -> Column:
     return F.when(F.coalesce(broken, F.lit(False)), F.lit(name))
 
 
+def _finite(name: str) -> Column:
+    """The column where it is a finite number, else null: range rules judge numbers only.
+
+    Spark orders NaN above every number, so `NaN < 0` is false and `NaN > 1` true: without
+    this, NaN and +Infinity would pass the money rules and trip unrelated ones.
+    """
+    c = F.col(name)
+    return F.when(~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), c)
+
+
 def row_rules(cfg: ContractConfig, nullable: list[str]) -> list[Column]:
     """One column per rule: the rule's name where the row breaks it, else null."""
-    c = F.col
+    c, v = F.col, _finite
     rules = [_rule("malformed_line", c(CORRUPT_COLUMN).isNotNull())]
     rules.append(_rule("missing_cust_id", c(ID_COLUMN).isNull() | (F.trim(c(ID_COLUMN)) == "")))
     rules += [_rule(f"missing_value:{col}", c(col).isNull()) for col in RAW_NUMERIC_COLUMNS if col not in nullable]
-    rules += [_rule(f"negative_amount:{col}", c(col) < 0) for col in MONEY_COLUMNS]
+    # NaN and infinities are values no rule below can judge, and beyond float32 the scoring matrix overflows.
+    rules += [_rule(f"not_finite:{col}", c(col).isNotNull() & v(col).isNull()) for col in RAW_NUMERIC_COLUMNS]
+    rules += [_rule(f"out_of_float32_range:{col}", F.abs(v(col)) > F.lit(FLOAT32_MAX)) for col in RAW_NUMERIC_COLUMNS]
+    rules += [_rule(f"negative_amount:{col}", v(col) < 0) for col in MONEY_COLUMNS]
     for col in SHARE_COLUMNS:
         top = cfg.max_cash_advance_frequency if col == "CASH_ADVANCE_FREQUENCY" else 1.0
-        rules.append(_rule(f"out_of_range:{col}", (c(col) < 0) | (c(col) > top)))
-    rules += [_rule(f"not_a_count:{col}", (c(col) < 0) | (c(col) != F.floor(c(col)))) for col in COUNT_COLUMNS]
+        rules.append(_rule(f"out_of_range:{col}", (v(col) < 0) | (v(col) > top)))
+    rules += [_rule(f"not_a_count:{col}", (v(col) < 0) | (v(col) != F.floor(v(col)))) for col in COUNT_COLUMNS]
+    tenure = v("TENURE")
     rules.append(_rule(
         "tenure_out_of_range",
-        (c("TENURE") < cfg.tenure_min) | (c("TENURE") > cfg.tenure_max) | (c("TENURE") != F.floor(c("TENURE"))),
+        (tenure < cfg.tenure_min) | (tenure > cfg.tenure_max) | (tenure != F.floor(tenure)),
     ))
     rules.append(_rule(
         "purchases_exceed_parts",
-        c("PURCHASES") > c("ONEOFF_PURCHASES") + c("INSTALLMENTS_PURCHASES") + F.lit(cfg.purchases_tolerance),
+        v("PURCHASES") > v("ONEOFF_PURCHASES") + v("INSTALLMENTS_PURCHASES") + F.lit(cfg.purchases_tolerance),
     ))
     rules.append(_rule(
         "cash_advance_inconsistent",
-        ((c("CASH_ADVANCE") == 0) != (c("CASH_ADVANCE_TRX") == 0))
-        | ((c("CASH_ADVANCE") == 0) & (c("CASH_ADVANCE_FREQUENCY") > 0)),
+        ((v("CASH_ADVANCE") == 0) != (v("CASH_ADVANCE_TRX") == 0))
+        | ((v("CASH_ADVANCE") == 0) & (v("CASH_ADVANCE_FREQUENCY") > 0)),
     ))
     return rules
 

@@ -1,8 +1,17 @@
 """Named errors: each says what is wrong in words a data engineer can act on.
 
 Jobs map every `SegmentationError` to a one-line message and a non-zero exit code,
-so bad input never surfaces as a stack trace from deep inside Spark.
+so bad input never surfaces as a stack trace from deep inside Spark. Anything else that ends
+a job (a Spark or Py4J error, an executor's Python error, an `OSError`) is unexpected: it exits
+with `UNEXPECTED_EXIT_CODE` and its traceback goes to the log.
 """
+
+from __future__ import annotations
+
+import re
+
+# Not a SegmentationError: a bug, or a failure of something outside the product.
+UNEXPECTED_EXIT_CODE = 8
 
 
 class SegmentationError(Exception):
@@ -12,7 +21,7 @@ class SegmentationError(Exception):
 
 
 class ConfigError(SegmentationError):
-    """Config file, profile or `--set` override is missing, unknown or of the wrong type."""
+    """Config file, profile or `--set` override is missing, unknown, of the wrong type or out of range."""
 
     exit_code = 2
 
@@ -35,10 +44,18 @@ class FeaturesNotFoundError(SegmentationError):
     exit_code = 3
 
 
+class NonFiniteFeatureError(InputError):
+    """A features row holds NaN, an infinity or a value beyond float32: scoring it would be a guess."""
+
+
 class ModelError(SegmentationError):
     """The model bundle is missing, tampered with, truncated or does not fit the features."""
 
     exit_code = 4
+
+
+class LibraryMismatchError(ModelError):
+    """The scikit-learn or numpy where the bundle is unpickled differs from the one it was trained with."""
 
 
 class TrainingError(SegmentationError):
@@ -57,3 +74,32 @@ class ConcurrentRunError(SegmentationError):
     """Another run changed the same table partition at the same time; this run's write lost."""
 
     exit_code = 7
+
+
+def _named_classes() -> dict[str, type[SegmentationError]]:
+    found: dict[str, type[SegmentationError]] = {}
+    todo = [SegmentationError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+# The last line of a Python traceback: "[module.]ClassName: message".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*): (.*)$")
+
+
+def from_executor(exc: BaseException) -> SegmentationError | None:
+    """The named error a Python worker raised, rebuilt on the driver from Spark's error text.
+
+    An executor's exception reaches the driver as text (a `PythonException` or a Java error
+    that quotes the Python traceback); the last traceback line naming one of our classes is
+    the error the worker meant, with its message.
+    """
+    named = _named_classes()
+    for line in reversed(str(exc).splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match and match.group(1) in named:
+            return named[match.group(1)](match.group(2))
+    return None

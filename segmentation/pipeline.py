@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -17,7 +18,7 @@ from pyspark.sql.types import (
 )
 
 from segmentation import bundle as model_store
-from segmentation import contract, downstream, logs, tables, training
+from segmentation import contract, downstream, logs, runs, scoring, tables, training
 from segmentation.cleaning import compute_medians, count_missing, fill_missing, select_raw_columns
 from segmentation.config import Config
 from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError
@@ -35,11 +36,27 @@ IMPUTATION_SCHEMA = StructType(
 )
 
 
-def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Raw table -> contract check -> `features` and `quarantine` partitions for `run_date`."""
+def new_write_tag(stage: str) -> str:
+    """Marks a run's commits (Delta `userMetadata`) so a failed check can put them back."""
+    return f"segmentation-{stage}-{uuid.uuid4().hex}"
+
+
+def run_features(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
+    """Raw table -> contract check -> `features` and `quarantine` partitions for `run_date`.
+
+    `progress` receives the counts as they become known, so a run that fails later still
+    reports them. If the rows written do not add up to the rows read, the night's tables are
+    put back as they were before this run's writes (tagged `tag`) and the run fails.
+    """
     log = logs.get("features")
+    progress = {} if progress is None else progress
+    tag = tag or new_write_tag("features")
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     quarantine_ref = tables.table_ref(cfg.tables, cfg.tables.quarantine)
+    imputation_ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
     source, imp = cfg.input.source, cfg.imputation
     with logs.step(log, "read and check input") as s:
         raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format))
@@ -49,7 +66,7 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
             F.count(F.lit(1)).alias("rows"), F.sum((F.size(contract.REASONS) > 0).cast("long")).alias("bad")
         ).first()
         rows_read, rows_bad = int(totals["rows"]), int(totals["bad"] or 0)
-        s.rows = rows_read
+        progress["rows_read"] = s.rows = rows_read
         s.detail = f"source={source} breaking_contract={rows_bad}"
     try:
         if rows_read == 0:
@@ -69,8 +86,9 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
                 F.col(contract.REASONS).alias("reasons"),
                 F.current_timestamp().alias("quarantined_at"),
             )
-            tables.replace_run(bad, quarantine_ref, run_date)
+            tables.replace_run(bad, quarantine_ref, run_date, tag=tag)
             s.rows = rows_quarantined = tables.read_run(spark, quarantine_ref, run_date).count()
+            progress["rows_quarantined"] = rows_quarantined
             s.detail = f"table={quarantine_ref}"
         with logs.step(log, "write features") as s:
             features = (
@@ -79,21 +97,23 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
                 .withColumn(RUN_DATE, F.lit(run_date))
             )
             # No reader filters on feature values: the table keeps row counts, not column statistics.
-            tables.replace_run(features, features_ref, run_date, stats_columns=[])
+            tables.replace_run(features, features_ref, run_date, stats_columns=[], tag=tag)
             s.rows = rows_written = tables.read_run(spark, features_ref, run_date).count()
+            progress["rows_written"] = rows_written
             s.detail = f"table={features_ref}"
     finally:
         checked.unpersist()
     with logs.step(log, "write imputation values") as s:
-        imputation_ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
         rows = [(run_date, c, v, imp.method, missing[c]) for c, v in medians.items()]
         tables.replace_run(
-            spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date, merge_schema=True
+            spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date, tag=tag, merge_schema=True
         )
         s.rows = len(rows)
     if rows_written + rows_quarantined != rows_read:
+        _restore(spark, log, [quarantine_ref, features_ref, imputation_ref], run_date, tag)
         raise AccountingError(
-            f"features: read {rows_read} rows but wrote {rows_written} and quarantined {rows_quarantined}"
+            f"features: read {rows_read} rows but wrote {rows_written} and quarantined {rows_quarantined}; "
+            f"{run_date}'s features, quarantine and imputation tables were put back as they were before this run"
         )
     return {
         "rows_read": rows_read,
@@ -102,6 +122,13 @@ def run_features(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
         "tables": [str(features_ref), str(quarantine_ref)],
         "medians": medians,
     }
+
+
+def _restore(spark: SparkSession, log, refs: list[tables.TableRef], run_date: dt.date, tag: str) -> None:
+    """Puts back `run_date`'s rows of every table this run's writes (tagged `tag`) changed."""
+    with logs.step(log, "restore the night's tables") as s:
+        restored = [str(ref) for ref in refs if tables.restore_run(spark, ref, run_date, tag)]
+        s.detail = "tables=" + (",".join(restored) or "none")
 
 
 def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
@@ -113,30 +140,47 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
 SEGMENTS_STATS_COLUMNS = ["segment_id", "segment_confidence"]
 
 
-def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Features partition -> broadcast forest in mapInArrow -> `segments` partition."""
+def run_score(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None,
+    model_version: str | None = None, tag: str | None = None,
+) -> dict[str, Any]:
+    """Features partition -> broadcast forest in mapInArrow -> `segments` partition.
+
+    Scores with `model_version` when given (nightly passes the model it chose at its start),
+    else `score.model_version`, else the latest model. A named error raised on an executor
+    (non-finite features, other library versions) is raised here by name.
+    """
     log = logs.get("score")
+    progress = {} if progress is None else progress
+    tag = tag or new_write_tag("score")
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     segments_ref = tables.table_ref(cfg.tables, cfg.tables.segments)
     with logs.step(log, "load model") as s:
-        model = model_store.load(cfg.tables.models_dir, cfg.score.model_version)
+        model = model_store.load(cfg.tables.models_dir, model_version or cfg.score.model_version)
+        progress["model_version"] = model.version
         s.detail = f"version={model.version} segments={len(model.classes)}"
     with logs.step(log, "read features") as s:
         features = tables.read_run(spark, features_ref, run_date)
         model_store.check_features(model, features.columns)
-        s.rows = rows_in = features.count()
+        progress["rows_read"] = s.rows = rows_in = features.count()
     if rows_in == 0:
         raise FeaturesNotFoundError(f"no features for run date {run_date} in {features_ref}: run the features job first")
     with logs.step(log, "score and write segments") as s:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
-        scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        segments = _score(features, model, run_date, scored_at)
-        tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS)
+        segments = _score(features, model, run_date, runs.utc_now())
+        with scoring.executor_errors():
+            tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS, tag=tag)
         s.rows = rows_out = tables.read_run(spark, segments_ref, run_date).count()
+        progress["rows_written"] = rows_out
         s.detail = f"table={segments_ref}"
     if rows_out != rows_in:
-        raise AccountingError(f"score: {rows_in} customers in features but {rows_out} rows in segments")
+        _restore(spark, log, [segments_ref], run_date, tag)
+        raise AccountingError(
+            f"score: {rows_in} customers in features but {rows_out} rows in segments; "
+            f"{run_date}'s segments were put back as they were before this run"
+        )
     after = downstream.refresh(spark, cfg, run_date, model, features)
+    progress["drift_status"] = after["drift_status"]
     return {
         "rows_read": rows_in,
         "rows_written": rows_out,
@@ -148,14 +192,12 @@ def run_score(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, 
 
 
 def _score(features, model, run_date, scored_at):
-    from segmentation.scoring import score
-
-    return score(features, model, run_date, scored_at)
+    return scoring.score(features, model, run_date, scored_at)
 
 
-def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date) -> bool:
+def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str) -> bool:
     """--retrain-on-drift: tonight's features against the current model's training sample."""
-    model = model_store.load(cfg.tables.models_dir, cfg.score.model_version)
+    model = model_store.load(cfg.tables.models_dir, model_version)
     features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
     psis = downstream.features_drift(spark, cfg, model, features)
     drifted = {c: v for c, v in psis.items() if v > cfg.drift.psi_threshold}
@@ -169,31 +211,58 @@ def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date) -> bo
     return bool(drifted)
 
 
-def run_nightly(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """features -> train (when no model exists or retraining is asked) -> score."""
+def run_nightly(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """features -> train (when no model exists or retraining is asked) -> score.
+
+    The model is fixed once: `score.model_version` if set, else the one this run trains, else
+    the one `LATEST` named when the run started, so a concurrent `train` cannot swap it. If any
+    accounting check fails, every table of the night is put back as it was.
+    """
     log = logs.get("nightly")
+    progress = {} if progress is None else progress
+    pinned = cfg.score.model_version
+    model_version = pinned or model_store.latest(cfg.tables.models_dir)
+    night = [tables.table_ref(cfg.tables, name) for name in
+             (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.segments)]
+    tag = new_write_tag("nightly")
     summary: dict[str, Any] = {"tables": []}
-    feats = run_features(spark, cfg, run_date)
-    summary["rows_read"] = feats["rows_read"]
-    summary["rows_quarantined"] = feats["rows_quarantined"]
-    summary["tables"] += feats["tables"]
-    retrain = cfg.train.retrain or cfg.score.model_version == "" and model_store.latest(cfg.tables.models_dir) is None
-    if not retrain and cfg.drift.retrain_on_drift:
-        retrain = _features_drifted(spark, cfg, run_date)
-    if retrain:
-        trained = run_train(spark, cfg, run_date)
-        summary["trained"] = trained["model_version"]
-    else:
-        log.info("train: skipped (model %s exists; pass --retrain to train anew)",
-                 cfg.score.model_version or model_store.latest(cfg.tables.models_dir))
-    scored = run_score(spark, cfg, run_date)
-    summary["tables"] += scored["tables"]
-    summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
-    summary["model_version"] = scored["model_version"]
-    summary["drift_status"] = scored["drift_status"]
-    if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
-        raise AccountingError(
-            f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
-            f"and quarantined {summary['rows_quarantined']}"
-        )
+    try:
+        stage: dict[str, Any] = {}
+        try:
+            feats = run_features(spark, cfg, run_date, stage, tag=tag)
+        finally:  # rows_written of features is not the night's: the night writes segments
+            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
+        summary["rows_read"] = feats["rows_read"]
+        summary["rows_quarantined"] = feats["rows_quarantined"]
+        summary["tables"] += feats["tables"]
+        retrain = cfg.train.retrain or not model_version
+        if not retrain and cfg.drift.retrain_on_drift:
+            retrain = _features_drifted(spark, cfg, run_date, model_version)
+        if retrain:
+            trained = run_train(spark, cfg, run_date)
+            summary["trained"] = trained["model_version"]
+            model_version = pinned or trained["model_version"]
+        else:
+            log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
+        progress["model_version"] = model_version
+        stage = {}
+        try:
+            scored = run_score(spark, cfg, run_date, stage, model_version=model_version, tag=tag)
+        finally:
+            progress.update({k: stage[k] for k in ("rows_written", "model_version") if k in stage})
+        summary["tables"] += scored["tables"]
+        summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
+        summary["model_version"] = scored["model_version"]
+        summary["drift_status"] = progress["drift_status"] = scored["drift_status"]
+        if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
+            raise AccountingError(
+                f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
+                f"and quarantined {summary['rows_quarantined']}; {run_date}'s tables were put back as they were "
+                "before this run"
+            )
+    except AccountingError:
+        _restore(spark, log, night, run_date, tag)
+        raise
     return summary

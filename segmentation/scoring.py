@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -16,7 +17,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.bundle import ModelBundle
+from segmentation.bundle import ModelBundle, check_libraries
+from segmentation.errors import NonFiniteFeatureError, SegmentationError, from_executor
 from segmentation.schema import ID_COLUMN, RUN_DATE
 
 SEGMENTS_SCHEMA = "CUST_ID string, segment_id int, segment_confidence double"
@@ -25,11 +27,15 @@ SEGMENTS_SCHEMA = "CUST_ID string, segment_id int, segment_confidence double"
 _WORKER_MODELS: dict[str, ModelBundle] = {}
 
 
-def _worker_model(version: str, payload) -> ModelBundle:
+def _worker_model(version: str, payload, recorded: dict[str, str]) -> ModelBundle:
     model = _WORKER_MODELS.get(version)
     if model is None:
         _WORKER_MODELS.clear()
+        # The executor's Python may not be the driver's: check before unpickling, and again on
+        # what the pickle itself says it was trained with.
+        check_libraries(recorded, version, where="this executor")
         model = pickle.loads(payload.value)
+        check_libraries(model.library_versions, version, where="this executor")
         model.forest.n_jobs = 1  # Spark runs one task per core already
         _WORKER_MODELS[version] = model
     return model
@@ -38,13 +44,34 @@ def _worker_model(version: str, payload) -> ModelBundle:
 def feature_matrix(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
     """The named columns of an Arrow batch as one C-ordered float32 matrix, nulls as NaN."""
     X = np.empty((batch.num_rows, len(columns)), dtype=np.float32)
-    for j, name in enumerate(columns):
-        X[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
+    with np.errstate(over="ignore"):  # beyond float32 becomes an infinity, which check_finite refuses
+        for j, name in enumerate(columns):
+            X[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
     return X
 
 
+def check_finite(X: np.ndarray, batch: pa.RecordBatch, columns: list[str]) -> None:
+    """Refuses a matrix with NaN or an infinity (a float32 overflow included): the trees would guess."""
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    name = columns[col]
+    value = batch.column(name)[row].as_py()
+    what = "missing" if value is None else (
+        "beyond float32's range" if np.isfinite(np.float64(value)) else f"not finite ({value})"
+    )
+    raise NonFiniteFeatureError(
+        f"feature {name} of customer {batch.column(ID_COLUMN)[row].as_py()} is {what} "
+        f"({int(bad.any(axis=1).sum())} such row(s) in this batch of {batch.num_rows}); refusing to score it "
+        "(the data contract quarantines such raw values: this one was computed, or written, otherwise)"
+    )
+
+
 def score_batch(model: ModelBundle, batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
-    segment, confidence = model.predict_matrix(feature_matrix(batch, columns))
+    X = feature_matrix(batch, columns)
+    check_finite(X, batch, columns)
+    segment, confidence = model.predict_matrix(X)
     return pa.RecordBatch.from_arrays(
         [batch.column(ID_COLUMN), pa.array(segment, pa.int32()), pa.array(confidence, pa.float64())],
         names=[ID_COLUMN, "segment_id", "segment_confidence"],
@@ -58,9 +85,10 @@ def score(features: DataFrame, bundle: ModelBundle, run_date: dt.date, scored_at
     payload = spark.sparkContext.broadcast(pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
     version = bundle.version
     columns = list(bundle.feature_columns)
+    recorded = dict(bundle.library_versions)
 
     def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        model = _worker_model(version, payload)
+        model = _worker_model(version, payload, recorded)
         for batch in batches:
             yield score_batch(model, batch, columns)
 
@@ -75,3 +103,20 @@ def score(features: DataFrame, bundle: ModelBundle, run_date: dt.date, scored_at
         F.lit(run_date).alias(RUN_DATE),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
     )
+
+
+@contextmanager
+def executor_errors() -> Iterator[None]:
+    """Spark actions over `score`: a named error raised in a Python worker is raised here by name.
+
+    Without this it would reach the driver as a `PythonException` quoting the worker's traceback.
+    """
+    try:
+        yield
+    except SegmentationError:
+        raise
+    except Exception as exc:
+        named = from_executor(exc)
+        if named is None:
+            raise
+        raise named from None

@@ -6,12 +6,13 @@ import csv
 import datetime as dt
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
@@ -142,18 +143,20 @@ def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame
 
 
 def replace_run(
-    df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None, merge_schema: bool = False,
+    df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None, tag: str | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Atomically replace one run_date of a table partitioned by run_date (creating it if new).
 
     `stats_columns` names the columns a new table keeps file statistics on ([]: row counts
     only); None keeps Delta's default of the first 32 columns. Statistics cost time on every
-    write, so tables keep them only where a reader can skip files with them. `merge_schema`
-    lets a release add columns to a table an earlier release created.
+    write, so tables keep them only where a reader can skip files with them. `tag` becomes
+    the commit's `userMetadata` (in the table's history), which `restore_run` looks for.
+    `merge_schema` lets a release add columns to a table an earlier release created.
     """
     if stats_columns is not None:
         _create_if_missing(df, ref, stats_columns)
-    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE, merge_schema=merge_schema)
+    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE, tag=tag, merge_schema=merge_schema)
 
 
 def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -> None:
@@ -170,7 +173,7 @@ def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -
     try:
         builder.execute()
     except Exception as exc:
-        if not _is_write_conflict(exc) and not exists(spark, ref):
+        if not is_write_conflict(exc) and not exists(spark, ref):
             raise
         # Another run created it first: its table is the one we write into.
 
@@ -185,8 +188,13 @@ def replace_key(df: DataFrame, ref: TableRef, column: str, value: str, merge_sch
     _replace(df, ref, f"{column} = '{value}'", partition_by=None, merge_schema=merge_schema)
 
 
-def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None, merge_schema: bool = False) -> None:
+def _replace(
+    df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None, tag: str | None = None,
+    merge_schema: bool = False,
+) -> None:
     writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if tag:
+        writer = writer.option("userMetadata", tag)
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     if partition_by:
@@ -197,7 +205,7 @@ def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | N
         else:
             writer.save(ref.path)
     except Exception as exc:
-        if not _is_write_conflict(exc):
+        if not is_write_conflict(exc):
             raise
         # Delta's optimistic concurrency: the other writer's commit stands whole, ours is not applied.
         raise ConcurrentRunError(
@@ -206,31 +214,89 @@ def _replace(df: DataFrame, ref: TableRef, predicate: str, partition_by: str | N
         ) from None
 
 
-def _is_write_conflict(exc: BaseException) -> bool:
+# Every Delta conflict (ConcurrentAppendException, MetadataChangedException, ...) descends from this
+# class, in both its io.delta.exceptions and its internal names. Its own parent,
+# java.util.ConcurrentModificationException, is thrown by plain Java collections and is no conflict.
+_DELTA_CONFLICT_CLASS = "org.apache.spark.sql.delta.DeltaConcurrentModificationException"
+
+
+def is_write_conflict(exc: BaseException) -> bool:
     """Delta's concurrent-modification errors, whether converted to Python or still a Java error."""
     if isinstance(exc, DeltaConcurrentModificationException):
         return True
     java = getattr(exc, "java_exception", None)
-    while java is not None:
-        if "io.delta.exceptions" in java.getClass().getName() or "Concurrent" in java.getClass().getSimpleName():
-            return True
-        java = java.getCause()
+    seen = 0
+    while java is not None and seen < 20:  # the cause chain; bounded in case it loops
+        cls = java.getClass()
+        while cls is not None:
+            if cls.getName() == _DELTA_CONFLICT_CLASS:
+                return True
+            cls = cls.getSuperclass()
+        java, seen = java.getCause(), seen + 1
     return False
 
 
-def is_write_conflict(exc: BaseException) -> bool:
-    """Whether `exc` is Delta telling a writer that another commit won (the caller may retry)."""
-    return _is_write_conflict(exc)
+# An update reads the whole (unpartitioned) table, so another job's append committed meanwhile is a
+# conflict for Delta; the update is then simply run again on the new version.
+_UPDATE_ATTEMPTS = 8
 
 
-def append(df: DataFrame, ref: TableRef) -> None:
+def update(spark: SparkSession, ref: TableRef, condition: Column, values: dict[str, Column]) -> None:
+    """Sets `values` on the rows matching `condition`, retried on a write conflict."""
+    for attempt in range(1, _UPDATE_ATTEMPTS + 1):
+        try:
+            delta_table(spark, ref).update(condition=condition, set=values)
+            return
+        except Exception as exc:
+            if attempt == _UPDATE_ATTEMPTS or not is_write_conflict(exc):
+                raise
+            time.sleep(0.2 * attempt)
+
+
+def append(df: DataFrame, ref: TableRef, merge_schema: bool = False) -> None:
     writer = df.write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if ref.name:
         writer.saveAsTable(ref.name)
     else:
         writer.save(ref.path)
 
 
+def delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
+    return DeltaTable.forName(spark, ref.name) if ref.name else DeltaTable.forPath(spark, ref.path)
+
+
 def latest_version(spark: SparkSession, ref: TableRef) -> int:
-    table = DeltaTable.forName(spark, ref.name) if ref.name else DeltaTable.forPath(spark, ref.path)
-    return int(table.history(1).select("version").first()[0])
+    return int(delta_table(spark, ref).history(1).select("version").first()[0])
+
+
+def read_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
+    """The table as it was at `version` (Delta time travel)."""
+    if ref.name:
+        return spark.sql(f"SELECT * FROM {check_identifier(ref.name)} VERSION AS OF {int(version)}")
+    return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
+
+
+def restore_run(spark: SparkSession, ref: TableRef, run_date: dt.date, tag: str) -> bool:
+    """Puts `run_date`'s rows back as they were before the first commit tagged `tag`.
+
+    Writes made with `tag` carry it as Delta's commit `userMetadata`; the rows come back from
+    the version before the first of them (time travel), and only that date's rows are
+    rewritten, so other nights committed meanwhile by other runs stay. False if `tag` never
+    committed to the table (nothing to put back).
+    """
+    if not exists(spark, ref):
+        return False
+    ours = [r["version"] for r in delta_table(spark, ref).history().select("version", "userMetadata").collect()
+            if r["userMetadata"] == tag]  # the table's commit log: one small row per commit
+    if not ours:
+        return False
+    first = min(ours)
+    predicate = run_date_predicate(run_date)
+    if first == 0:  # the table began with this run's write: the night had no rows before it
+        delta_table(spark, ref).delete(predicate)
+    else:
+        before = read_version(spark, ref, first - 1).where(F.col(RUN_DATE) == F.lit(run_date))
+        _replace(before, ref, predicate, partition_by=RUN_DATE, tag=f"{tag}:restore")
+    return True

@@ -37,10 +37,26 @@ def spark():
     session.stop()
 
 
+# Jobs apply the config's shuffle partitions to the session they reuse (this one): tests keep 2.
+TEST_SESSION = ["--set", "spark.shuffle_partitions=2"]
+
+
 @pytest.fixture
 def lake(tmp_path):
     """Job arguments that put every table and model under this test's tmp_path."""
     return [
         "--set", f"tables.root={tmp_path / 'lake'}",
         "--set", f"tables.models_dir={tmp_path / 'lake' / 'models'}",
+        *TEST_SESSION,
     ]
+
+
+@pytest.fixture(autouse=True)
+def _test_session_settings():
+    """Puts back the settings a job run in this process applied to the shared session."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.conf.set("spark.sql.shuffle.partitions", "2")

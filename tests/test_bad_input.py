@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV
+from conftest import BUNDLED_CSV, TEST_SESSION
 from jobs import features as features_job
 from jobs import score as score_job
 from jobs import train as train_job
@@ -163,7 +163,7 @@ SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.
 def trained(tmp_path_factory, spark):
     lake_dir = tmp_path_factory.mktemp("model_lake")
     args = ["--run-date", RUN_DATE, "--set", f"tables.root={lake_dir}",
-            "--set", f"tables.models_dir={lake_dir / 'models'}", *SMALL_TRAIN]
+            "--set", f"tables.models_dir={lake_dir / 'models'}", *SMALL_TRAIN, *TEST_SESSION]
     assert train_job.main(args) == 0
     assert score_job.main(args) == 0
     return lake_dir, args

@@ -62,3 +62,45 @@ def test_unknown_profile_and_bad_yaml_are_named(tmp_path):
         load_config(CONF, ["prod"])
     with pytest.raises(ConfigError, match="dotted.key=value"):
         load_config(CONF, [], ["no-equals-sign"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        # Each of these used to pass the loader and end in a raw ValueError inside scikit-learn or Spark.
+        ("train.clustering.stability.fraction=2", r"train\.clustering\.stability\.fraction must be in \(0, 1\], got 2"),
+        ("train.forest.test_size=1.5", r"train\.forest\.test_size must be in \(0, 1\), got 1\.5"),
+        ("train.clustering.guardrails.min_segments=9",
+         r"train\.clustering\.guardrails\.min_segments \(9\) must not exceed train\.clustering\.guardrails\.max_segments \(8\)"),
+        ("train.sample.max_rows=0", r"train\.sample\.max_rows must be in \[1, inf\), got 0"),
+        ("score.arrow_batch_rows=-100", r"score\.arrow_batch_rows must be in \[1, 2147483647\], got -100"),
+        ("train.clustering.kmeans.k=[4, 0]", r"train\.clustering\.kmeans\.k\[1\] must be in \[1, inf\), got 0"),
+        ("contract.max_quarantine_share=.nan", r"contract\.max_quarantine_share must be in \[0, 1\], got nan"),
+        ("spark.shuffle_partitions=0", r"spark\.shuffle_partitions must be in \[1, inf\)"),
+        ("train.clustering.algorithms=[kmeans, hdbscan]", r"train\.clustering\.algorithms\[1\] must be one of"),
+        ("imputation.columns=[TENUR]", r"imputation\.columns\[0\] must be one of"),
+        ("train.sample.max_rows=6", r"train\.sample\.max_rows \(6\) must be at least the largest train\.clustering\.kmeans\.k \(10\)"),
+    ],
+)
+def test_values_out_of_range_are_refused_at_load_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONF, ["local"], [override])
+
+
+def test_ranges_name_real_keys_and_the_shipped_profiles_keep_them():
+    from segmentation.config import CHOICES, RANGES, value_at
+
+    cfg = Config()
+    for key in [*RANGES, *CHOICES]:
+        value_at(cfg, key)  # a KeyError here: a range declared for a key that does not exist
+    # Edges and optional values that are allowed.
+    cfg = load_config(CONF, ["local"], ["train.forest.max_depth=null", "train.clustering.stability.fraction=1",
+                                        "spark.log_level=info", "train.forest.class_weight=null"])
+    assert cfg.train.forest.max_depth is None and cfg.train.clustering.stability.fraction == 1.0
+
+
+def test_values_are_taken_as_they_are_not_read_as_yaml():
+    # --input passes its path as a value: YAML would read " #1.csv" as a comment and "yes" as true.
+    cfg = load_config(CONF, ["local"], [], values={"input.source": "/data/a #1.csv"})
+    assert cfg.input.source == "/data/a #1.csv"
+    assert load_config(CONF, [], values={"input.source": "yes"}).input.source == "yes"

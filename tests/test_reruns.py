@@ -12,7 +12,7 @@ import time
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import PROJECT
+from conftest import PROJECT, TEST_SESSION
 from jobs import features as features_job
 from jobs import nightly as nightly_job
 from segmentation import pipeline
@@ -64,14 +64,21 @@ def test_killed_mid_write_leaves_tables_readable_and_the_rerun_completes(spark, 
     assert _parquet_files(lake_dir) - known, "killed before any write began"
 
     assert _snapshot(spark, lake_dir) == before  # every table readable, at its last good version
+    # The killed run said it was running, and nothing after: no final status.
+    (killed,) = _table(spark, lake_dir, "runs").where(F.col("status") == "RUNNING").collect()
+    assert killed.job == "nightly" and killed.ended_at is None
     assert nightly_job.main(args) == 0
     assert _snapshot(spark, lake_dir) == before  # and the re-run gives the same tables
+    # ... which reported the killed run as abandoned.
+    statuses = {r.run_id: r.status for r in _table(spark, lake_dir, "runs").collect()}
+    assert statuses[killed.run_id] == "ABANDONED"
+    assert sorted(statuses.values()) == ["ABANDONED", "SUCCEEDED", "SUCCEEDED"]
 
 
 @pytest.fixture(scope="module")
 def two_nights(spark, tmp_path_factory):
     lake_dir = tmp_path_factory.mktemp("concurrent")
-    lake = ["--set", f"tables.root={lake_dir}", "--set", f"tables.models_dir={lake_dir / 'models'}"]
+    lake = ["--set", f"tables.root={lake_dir}", "--set", f"tables.models_dir={lake_dir / 'models'}", *TEST_SESSION]
     assert nightly_job.main(["--run-date", D1, *lake, *SMALL_TRAIN]) == 0
     assert features_job.main(["--run-date", D2, *lake]) == 0
     cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"])

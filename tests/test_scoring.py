@@ -1,15 +1,18 @@
 """Scoring in Arrow batches: same answers as the forest itself, ids untouched, names from the bundle."""
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import sklearn
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 from sklearn.ensemble import RandomForestClassifier
 
 from segmentation import bundle as model_store
-from segmentation.scoring import feature_matrix, score, score_batch
+from segmentation.errors import LibraryMismatchError, NonFiniteFeatureError
+from segmentation.scoring import executor_errors, feature_matrix, score, score_batch
 
 COLUMNS = ["A", "B"]
 
@@ -63,3 +66,41 @@ def test_score_names_segments_and_stamps_the_run(spark, model):
         assert 0.0 <= row["segment_confidence"] <= 1.0
         assert row["model_version"] == "v-test"
         assert row["run_date"] == dt.date(2026, 3, 1) and row["scored_at"] == scored_at
+
+
+@pytest.mark.parametrize(
+    "value, what",
+    [(float("nan"), "not finite"), (float("inf"), "not finite"), (-float("inf"), "not finite"),
+     (1e39, "beyond float32's range"), (None, "missing")],
+)
+def test_score_batch_refuses_non_finite_features_by_name(model, value, what):
+    batch = pa.RecordBatch.from_pydict({"CUST_ID": ["C1", "C2"], "A": [0.5, 1.0], "B": [0.0, value]})
+    with pytest.raises(NonFiniteFeatureError, match=f"feature B of customer C2 is {what}"):
+        score_batch(model, batch, COLUMNS)
+
+
+SCHEMA = StructType([StructField("CUST_ID", StringType(), False), StructField("A", DoubleType(), True),
+                     StructField("B", DoubleType(), True)])
+
+
+def test_scoring_in_spark_raises_the_executors_named_error(spark, model):
+    features = spark.createDataFrame([("C1", 2.0, 0.0), ("C2", float("inf"), 1.0)], SCHEMA)
+    with pytest.raises(NonFiniteFeatureError, match="feature A of customer C2 is not finite"):
+        with executor_errors():
+            score(features, model, dt.date(2026, 3, 1), dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)).collect()
+
+
+def test_executors_refuse_a_bundle_from_other_library_versions(spark, model):
+    # Another version string: a Python worker keeps the last bundle it unpickled, by version.
+    other = dataclasses.replace(model, version="v-other-libraries",
+                                library_versions={"scikit-learn": "0.24.2", "numpy": np.__version__})
+    features = spark.createDataFrame([("C1", 2.0, 0.0)], SCHEMA)
+    expected = f"trained with scikit-learn 0.24.2; this executor has scikit-learn {sklearn.__version__}"
+    with pytest.raises(LibraryMismatchError, match=expected):
+        with executor_errors():
+            score(features, other, dt.date(2026, 3, 1), dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)).collect()
+    old_numpy = dataclasses.replace(model, version="v-other-numpy",
+                                    library_versions={"scikit-learn": sklearn.__version__, "numpy": "1.26.4"})
+    with pytest.raises(LibraryMismatchError, match=f"numpy 1.26.4; this executor has numpy {np.__version__}"):
+        with executor_errors():
+            score(features, old_numpy, dt.date(2026, 3, 1), dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)).collect()

@@ -74,3 +74,36 @@ def test_input_kind_detection(tmp_path):
     assert tables.input_kind("main.raw.customers", "auto") == "table"
     (tmp_path / "d" / "_delta_log").mkdir(parents=True)
     assert tables.input_kind(str(tmp_path / "d"), "auto") == "delta"
+
+
+def test_only_deltas_own_conflicts_count_as_write_conflicts(spark):
+    from py4j.protocol import Py4JJavaError
+
+    jvm = spark.sparkContext._jvm
+    # java.util's own exception is the parent of Delta's conflicts, and no conflict itself.
+    plain = jvm.java.util.ConcurrentModificationException("a HashMap changed while iterated")
+    assert not tables.is_write_conflict(Py4JJavaError("o1.save", plain))
+    for cls in (jvm.io.delta.exceptions.ConcurrentAppendException, jvm.io.delta.exceptions.MetadataChangedException,
+                jvm.org.apache.spark.sql.delta.ConcurrentWriteException):
+        assert tables.is_write_conflict(Py4JJavaError("o1.save", cls("another writer committed first")))
+    # Found as the cause of a wrapping Spark error too.
+    wrapped = jvm.org.apache.spark.SparkException("job aborted", jvm.io.delta.exceptions.ConcurrentAppendException("x"))
+    assert tables.is_write_conflict(Py4JJavaError("o1.save", wrapped))
+    assert not tables.is_write_conflict(Py4JJavaError("o1.save", jvm.org.apache.spark.SparkException("x", plain)))
+
+
+def test_restore_run_puts_back_one_night_and_leaves_the_others(spark, tmp_path):
+    ref = tables.TableRef(path=str(tmp_path / "t"))
+    tables.replace_run(spark.createDataFrame([(1, D1), (2, D1)], SCHEMA), ref, D1)
+    assert not tables.restore_run(spark, ref, D1, "never-written")  # nothing of that tag to put back
+    tables.replace_run(spark.createDataFrame([(9, D1)], SCHEMA), ref, D1, tag="run-a")
+    tables.replace_run(spark.createDataFrame([(3, D2)], SCHEMA), ref, D2, tag="other-run")  # another night, meanwhile
+    tables.replace_run(spark.createDataFrame([(8, D1)], SCHEMA), ref, D1, tag="run-a")
+    assert tables.restore_run(spark, ref, D1, "run-a")
+    assert sorted(r.id for r in tables.read_run(spark, ref, D1).collect()) == [1, 2]
+    assert [r.id for r in tables.read_run(spark, ref, D2).collect()] == [3]
+    # A table this run created: its night is emptied.
+    new = tables.TableRef(path=str(tmp_path / "new"))
+    tables.replace_run(spark.createDataFrame([(5, D1)], SCHEMA), new, D1, tag="run-b")
+    assert tables.restore_run(spark, new, D1, "run-b")
+    assert tables.read_run(spark, new, D1).count() == 0

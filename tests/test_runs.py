@@ -1,0 +1,87 @@
+"""The runs table: a row for every run whatever ends it, the counts a failed run reached, and
+runs that never finished reported as abandoned by the next one."""
+
+import datetime as dt
+import logging
+
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import BUNDLED_CSV, PROJECT
+from jobs import features as features_job
+from segmentation import runs
+from segmentation.config import load_config
+from segmentation.errors import UNEXPECTED_EXIT_CODE
+
+RUN_DATE = "2026-06-01"
+LINES = BUNDLED_CSV.read_text().splitlines()
+
+
+def _runs(spark, lake_dir):
+    return {r.run_id: r for r in spark.read.format("delta").load(str(lake_dir / "runs")).collect()}
+
+
+@pytest.fixture
+def small_input(tmp_path):
+    """20 real customers and one with a negative balance (quarantined)."""
+    header, first = LINES[0], LINES[1].split(",")
+    bad = ",".join(["BAD1", "-5", *first[2:]])
+    path = tmp_path / "small.csv"
+    path.write_text("\n".join([header, *LINES[1:21], bad]) + "\n")
+    return path
+
+
+def test_an_unexpected_error_is_recorded_with_the_counts_reached(spark, tmp_path, lake, small_input):
+    # The features table's folder sits under a file: Delta cannot create it, a Java error that
+    # names no product error. Quarantine is written first, so the run has counts to report.
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "lake" / "blocked").write_text("a file where a folder should be")
+    args = ["--run-date", RUN_DATE, "--input", str(small_input), *lake, "--set", "tables.features=blocked/features",
+            "--set", "contract.max_quarantine_share=0.1"]
+    assert features_job.main(args) == UNEXPECTED_EXIT_CODE == 8
+    (run,) = _runs(spark, tmp_path / "lake").values()
+    assert run.status == "FAILED" and run.job == "features" and run.ended_at is not None
+    assert run.error.startswith("Py4JJavaError: org.apache.spark.sql.delta.") and "\n" not in run.error
+    assert (run.rows_read, run.rows_quarantined, run.rows_written) == (21, 1, None)
+
+
+def test_an_executors_python_error_is_described_by_the_workers_exception(spark):
+    def fail(batches):
+        for _ in batches:
+            raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+        yield  # pragma: no cover
+
+    with pytest.raises(Exception) as caught:
+        spark.range(2).mapInArrow(fail, "id long").collect()
+    assert runs.describe(caught.value) == (
+        "PythonException: ValueError: Input X contains infinity or a value too large for dtype('float32')."
+    )
+
+
+def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_path, lake, small_input, caplog):
+    cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"])
+    day, other_day = dt.date.fromisoformat(RUN_DATE), dt.date(2026, 6, 2)
+    killed_at = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.timezone.utc)
+    # What a killed run leaves: its RUNNING row and nothing after it.
+    runs.start(spark, cfg, "killed", day, "features", killed_at)
+    runs.start(spark, cfg, "other-date", other_day, "features", killed_at)
+    runs.start(spark, cfg, "other-job", day, "score", killed_at)
+
+    logger = logging.getLogger("segmentation")
+    logger.addHandler(caplog.handler)
+    try:
+        assert features_job.main(["--run-date", RUN_DATE, "--input", str(small_input), *lake,
+                                  "--set", "contract.max_quarantine_share=0.1"]) == 0
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    table = _runs(spark, tmp_path / "lake")
+    assert table["killed"].status == "ABANDONED" and "killed" in table["killed"].error
+    assert table["other-date"].status == table["other-job"].status == "RUNNING"  # not this job and date
+    (this,) = [r for k, r in table.items() if k not in ("killed", "other-date", "other-job")]
+    assert this.status == "SUCCEEDED" and (this.rows_read, this.rows_written, this.rows_quarantined) == (21, 20, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("run killed of features for 2026-06-01" in m and "ABANDONED" in m for m in warnings), warnings
+    # Stored as the instant it was: 22:00 UTC, whatever the session's or the driver's zone.
+    stored = spark.read.format("delta").load(str(tmp_path / "lake" / "runs")).where(F.col("run_id") == "killed")
+    assert stored.select(F.unix_timestamp("started_at")).first()[0] == int(killed_at.timestamp())
