@@ -125,6 +125,9 @@ def test_forced_drift_is_flagged_and_unchanged_input_is_not(spark, lake, tmp_pat
     assert not flagged & {"TENURE", "PRC_FULL_PAYMENT", "CASH_ADVANCE_FREQUENCY"}
     assert any(r.levelname == "WARNING" and "DRIFT" in r.getMessage() for r in caplog.records)
     assert model_store.latest(str(root / "models")) == latest  # flagged, but not asked to retrain
+    status = {str(r.run_date): r.drift_status for r in _read(spark, root, "runs").where(
+        "job = 'nightly' AND status = 'SUCCEEDED' AND run_date IN (DATE'2026-03-10', DATE'2026-03-11')").collect()}
+    assert status == {"2026-03-10": "ok", "2026-03-11": "drift"}
 
     # Asked to retrain on drift, the shifted night trains a new model before scoring.
     assert nightly_job.main(["--run-date", "2026-03-12", "--input", str(csv), "--retrain-on-drift", *args]) == 0
