@@ -24,6 +24,9 @@ RUN_DATE = "2026-07-01"
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
                "--set", "train.clustering.stability.resamples=0"]
 HEADER, *LINES = BUNDLED_CSV.read_text().splitlines()
+# A session of its own, sized like the tests' one (Delta's 50 snapshot partitions cost ~15 s on 2 cores).
+SMALL_SESSION = ["--set", "spark.master=local[2]", "--set",
+                 'spark.extra={"spark.databricks.delta.snapshotPartitions": "2", "spark.default.parallelism": "2"}']
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +162,7 @@ def test_stored_instants_are_utc_whatever_the_drivers_zone(spark, trained, tmp_p
     utc_dates = {dt.datetime.now(dt.timezone.utc).date()}
     result = subprocess.run(
         [sys.executable, "-m", "jobs.nightly", "--input", str(source), *_lake(tmp_path, lake_dir / "models"),
-         "--set", "contract.max_quarantine_share=0.1"],  # no --run-date: the default is the UTC date
+         "--set", "contract.max_quarantine_share=0.1", *SMALL_SESSION],  # no --run-date: the default is the UTC date
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
     )
     t1 = time.time()

@@ -58,7 +58,8 @@ def test_an_executors_python_error_is_described_by_the_workers_exception(spark):
     )
 
 
-def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_path, lake, small_input, caplog):
+def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_path, lake, caplog):
+    # The job path (a SIGKILLed nightly, then its re-run) is in test_reruns; here, which rows change.
     cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"])
     day, other_day = dt.date.fromisoformat(RUN_DATE), dt.date(2026, 6, 2)
     killed_at = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.timezone.utc)
@@ -70,18 +71,20 @@ def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_
     logger = logging.getLogger("segmentation")
     logger.addHandler(caplog.handler)
     try:
-        assert features_job.main(["--run-date", RUN_DATE, "--input", str(small_input), *lake,
-                                  "--set", "contract.max_quarantine_share=0.1"]) == 0
+        runs.start(spark, cfg, "next", day, "features", runs.utc_now())  # the next run of features for that date
     finally:
         logger.removeHandler(caplog.handler)
 
     table = _runs(spark, tmp_path / "lake")
-    assert table["killed"].status == "ABANDONED" and "killed" in table["killed"].error
-    assert table["other-date"].status == table["other-job"].status == "RUNNING"  # not this job and date
-    (this,) = [r for k, r in table.items() if k not in ("killed", "other-date", "other-job")]
-    assert this.status == "SUCCEEDED" and (this.rows_read, this.rows_written, this.rows_quarantined) == (21, 20, 1)
+    assert table["killed"].status == "ABANDONED" and "found by run next" in table["killed"].error
+    assert table["killed"].ended_at is None  # when it died is not known
+    assert table["other-date"].status == table["other-job"].status == table["next"].status == "RUNNING"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("run killed of features for 2026-06-01" in m and "ABANDONED" in m for m in warnings), warnings
     # Stored as the instant it was: 22:00 UTC, whatever the session's or the driver's zone.
     stored = spark.read.format("delta").load(str(tmp_path / "lake" / "runs")).where(F.col("run_id") == "killed")
     assert stored.select(F.unix_timestamp("started_at")).first()[0] == int(killed_at.timestamp())
+
+    # A run still alive when marked has the last word when it ends.
+    runs.finish(spark, cfg, "killed", day, "features", killed_at, {"rows_read": 3}, None)
+    assert _runs(spark, tmp_path / "lake")["killed"].status == "SUCCEEDED"
