@@ -1,12 +1,13 @@
 from setuptools import setup
 
 # Pinned to the versions the tests ran on, so a night's model is reproducible; PyYAML reads
-# conf/*.yaml; matplotlib and seaborn draw the segment report's charts.
+# conf/*.yaml; matplotlib and seaborn draw the segment report's charts. pyarrow is 25.x, not 26:
+# MLflow 3.17.2 (the `local` extra) requires pyarrow<26, and nothing here needs 26.
 INSTALL_REQUIRES = [
     "pandas==2.3.3",
     "numpy==2.4.6",
     "scikit-learn==1.9.1",
-    "pyarrow==26.0.1",
+    "pyarrow==25.0.1",
     "PyYAML==6.0.4",
     "matplotlib==3.11.2",
     "seaborn==0.13.2",
@@ -15,8 +16,9 @@ INSTALL_REQUIRES = [
 # Spark itself, for running anywhere but Databricks (`pip install ".[local]"`; `make install`
 # does). A released pair: Delta 4.0.x is built for Spark 4.0.x, the Spark of Databricks Runtime
 # 17.3 LTS. They are not required by the wheel: on Databricks the runtime provides both, and
-# installing the wheel must not replace them.
-LOCAL_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.1"]
+# installing the wheel must not replace them. MLflow likewise: the tracking store and model
+# registry (local: SQLite under the lakehouse); Databricks runtimes ship their own MLflow client.
+LOCAL_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.1", "mlflow==3.17.2"]
 
 # Playwright drives the system Chromium (`apt-get install chromium`) in the report's browser
 # test; it downloads no browser of its own. databricks-bundles loads the Databricks job
@@ -41,6 +43,7 @@ setup(
             "segmentation-nightly=jobs.nightly:main",
             "segmentation-generate=jobs.generate:main",
             "segmentation-report=jobs.report:main",
+            "segmentation-promote=jobs.promote:main",
         ]
     },
 )

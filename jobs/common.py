@@ -233,9 +233,9 @@ def _summary_line(summary: dict[str, Any]) -> str:
     for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows"):
         if key in summary:
             parts.append(f"{key}={summary[key]}")
-    version = summary.get("model_version")
-    if version:
-        parts.append(f"model_version={version}")
+    for key in ("model_version", "registry_version"):
+        if summary.get(key):
+            parts.append(f"{key}={summary[key]}")
     return " ".join(parts)
 
 

@@ -166,21 +166,40 @@ def latest(models_dir: str) -> str | None:
 def load(models_dir: str, version: str = "") -> ModelBundle:
     """The bundle `version` (default: the latest), checked against its manifest before unpickling."""
     path = folder(models_dir, version)
-    version = path.name
+    return load_path(path, path.name)
+
+
+def load_path(path: Path, version: str, expected_sha256: str | None = None) -> ModelBundle:
+    """The bundle in folder `path`, refused unless its bytes match the manifest's digest (and
+    `expected_sha256`, a digest recorded elsewhere, such as the registry) before anything is unpickled."""
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
         payload = (path / BUNDLE_FILE).read_bytes()
     except (OSError, ValueError) as exc:
         raise ModelError(f"model {version} is unreadable: {exc}") from None
     digest = hashlib.sha256(payload).hexdigest()
-    if digest != manifest.get("sha256"):
-        raise ModelError(
-            f"model {version}: bundle.pkl sha256 {digest[:12]}... does not match its manifest "
-            f"({str(manifest.get('sha256'))[:12]}...); refusing to load a modified or truncated bundle"
-        )
+    recorded = [(manifest.get("sha256"), "its manifest")]
+    if expected_sha256 is not None:
+        recorded.append((expected_sha256, "the digest recorded at registration"))
+    for expected, where in recorded:
+        if digest != expected:
+            raise ModelError(
+                f"model {version}: bundle.pkl sha256 {digest[:12]}... does not match {where} "
+                f"({str(expected)[:12]}...); refusing to load a modified or truncated bundle"
+            )
     if manifest.get("usable") is False:
         raise ModelError(f"model {version} failed its quality checks at training and is not usable")
     _check_compatible(manifest, version)
+    return unpickle(payload, version)
+
+
+def digest_of(path: Path) -> str:
+    """The sha256 of the bundle in folder `path`, as its manifest records it."""
+    return str(json.loads((path / MANIFEST_FILE).read_text())["sha256"])
+
+
+def unpickle(payload: bytes, version: str) -> ModelBundle:
+    """Only for bytes whose digest was checked: unpickling runs code."""
     try:
         bundle = pickle.loads(payload)
     except Exception as exc:  # the bytes matched but this environment cannot rebuild them

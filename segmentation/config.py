@@ -221,7 +221,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    model_version: str = ""  # empty: the latest saved model
+    # empty: the registry's champion (the latest saved model without a registry); N: registered
+    # version N; a bundle folder name (e.g. 20261125T140200Z-ab12cd): that folder's bundle.
+    model_version: str = ""
     arrow_batch_rows: int = 100000
 
 
@@ -231,6 +233,18 @@ class DriftConfig:
     psi_threshold: float = 0.2  # a feature's PSI above this flags drift
     share_change_points: float = 5.0  # a segment's share moving more than this (points) flags drift
     retrain_on_drift: bool = False  # nightly retrains before scoring when the features drifted
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    # MLflow: every train logs a run and registers a version; scoring uses the `alias` version.
+    enabled: bool = True
+    tracking_uri: str = ""  # empty: sqlite:///<tables.root>/mlflow/mlflow.db, embedded, no server
+    registry_uri: str = ""  # empty: the tracking URI
+    artifact_location: str = ""  # empty: <tables.root>/mlflow/artifacts (a new experiment's only)
+    experiment: str = "segmentation"
+    model_name: str = "segmentation"  # on Unity Catalog: catalog.schema.model
+    alias: str = "champion"
 
 
 @dataclass(frozen=True)
@@ -244,6 +258,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 # ---------------------------------------------------------------------------------------------

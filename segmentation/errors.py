@@ -58,6 +58,10 @@ class LibraryMismatchError(ModelError):
     """The scikit-learn or numpy where the bundle is unpickled differs from the one it was trained with."""
 
 
+class RegistryError(ModelError):
+    """The MLflow tracking or registry store could not be read or written."""
+
+
 class TrainingError(SegmentationError):
     """Training produced no model fit to save (no usable clustering, poor surrogate)."""
 

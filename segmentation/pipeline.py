@@ -18,10 +18,10 @@ from pyspark.sql.types import (
 )
 
 from segmentation import bundle as model_store
-from segmentation import contract, downstream, logs, runs, scoring, tables, training
+from segmentation import contract, downstream, logs, registry, runs, scoring, tables, training
 from segmentation.cleaning import compute_medians, count_missing, fill_missing, select_raw_columns
 from segmentation.config import Config
-from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError
+from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, ModelError
 from segmentation.features import add_features
 from segmentation.schema import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
 
@@ -147,8 +147,8 @@ def run_score(
     """Features partition -> broadcast forest in mapInArrow -> `segments` partition.
 
     Scores with `model_version` when given (nightly passes the model it chose at its start),
-    else `score.model_version`, else the latest model. A named error raised on an executor
-    (non-finite features, other library versions) is raised here by name.
+    else `score.model_version`, else the registry's champion. A named error raised on an
+    executor (non-finite features, other library versions) is raised here by name.
     """
     log = logs.get("score")
     progress = {} if progress is None else progress
@@ -156,9 +156,12 @@ def run_score(
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     segments_ref = tables.table_ref(cfg.tables, cfg.tables.segments)
     with logs.step(log, "load model") as s:
-        model = model_store.load(cfg.tables.models_dir, model_version or cfg.score.model_version)
+        loaded = registry.load(cfg, model_version or cfg.score.model_version)
+        model = loaded.bundle
         progress["model_version"] = model.version
-        s.detail = f"version={model.version} segments={len(model.classes)}"
+        progress["registry_version"] = loaded.registry_version
+        s.detail = (f"version={model.version} registry_version={loaded.registry_version} "
+                    f"segments={len(model.classes)}")
     with logs.step(log, "read features") as s:
         features = tables.read_run(spark, features_ref, run_date)
         model_store.check_features(model, features.columns)
@@ -186,6 +189,7 @@ def run_score(
         "rows_written": rows_out,
         "segments_rows": rows_out,
         "model_version": model.version,
+        "registry_version": loaded.registry_version,
         "drift_status": after["drift_status"],
         "tables": [str(segments_ref), *after["tables"]],
     }
@@ -197,7 +201,7 @@ def _score(features, model, run_date, scored_at):
 
 def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str) -> bool:
     """--retrain-on-drift: tonight's features against the current model's training sample."""
-    model = model_store.load(cfg.tables.models_dir, model_version)
+    model = registry.load(cfg, model_version).bundle
     features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
     psis = downstream.features_drift(spark, cfg, model, features)
     drifted = {c: v for c, v in psis.items() if v > cfg.drift.psi_threshold}
@@ -217,13 +221,18 @@ def run_nightly(
     """features -> train (when no model exists or retraining is asked) -> score.
 
     The model is fixed once: `score.model_version` if set, else the one this run trains, else
-    the one `LATEST` named when the run started, so a concurrent `train` cannot swap it. If any
-    accounting check fails, every table of the night is put back as it was.
+    the champion when the run started, so a concurrent `train` or `promote` cannot swap it. A
+    registry with no champion (every version failed its gates) trains. If any accounting check
+    fails, every table of the night is put back as it was.
     """
     log = logs.get("nightly")
     progress = {} if progress is None else progress
     pinned = cfg.score.model_version
-    model_version = pinned or model_store.latest(cfg.tables.models_dir)
+    try:
+        model_version = pinned or registry.current(cfg)
+    except ModelError as exc:
+        log.warning("%s: training a new model", exc)
+        model_version = None
     night = [tables.table_ref(cfg.tables, name) for name in
              (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.segments)]
     tag = new_write_tag("nightly")
@@ -243,7 +252,7 @@ def run_nightly(
         if retrain:
             trained = run_train(spark, cfg, run_date)
             summary["trained"] = trained["model_version"]
-            model_version = pinned or trained["model_version"]
+            model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
         else:
             log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
         progress["model_version"] = model_version
@@ -251,10 +260,11 @@ def run_nightly(
         try:
             scored = run_score(spark, cfg, run_date, stage, model_version=model_version, tag=tag)
         finally:
-            progress.update({k: stage[k] for k in ("rows_written", "model_version") if k in stage})
+            progress.update({k: stage[k] for k in ("rows_written", "model_version", "registry_version") if k in stage})
         summary["tables"] += scored["tables"]
         summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
         summary["model_version"] = scored["model_version"]
+        summary["registry_version"] = scored["registry_version"]
         summary["drift_status"] = progress["drift_status"] = scored["drift_status"]
         if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
             raise AccountingError(

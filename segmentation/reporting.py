@@ -8,14 +8,16 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from segmentation import bundle as model_store
-from segmentation import logs, report, report_data
+from segmentation import logs, registry, report, report_data
 from segmentation.config import Config
 
 
 def run_report(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
-    """Rewrites the report of `score.model_version` (default: the latest model); reads no table."""
+    """Rewrites the report of `score.model_version` (a registered version or a bundle folder;
+    default: the champion); reads no table."""
     log = logs.get("report")
-    folder = model_store.folder(cfg.tables.models_dir, cfg.score.model_version)
+    version = cfg.score.model_version or registry.current(cfg) or ""
+    folder = model_store.folder(cfg.tables.models_dir, registry.bundle_folder(cfg, version) if version else "")
     with logs.step(log, "write report") as s:
         inputs = report_data.load(folder / report_data.FOLDER)
         html, md = report.write_report(inputs, folder)

@@ -36,6 +36,7 @@ RUNS_SCHEMA = StructType(
         StructField("model_version", StringType(), True),
         StructField("error", StringType(), True),
         StructField("drift_status", StringType(), True),  # score and nightly: ok | drift
+        StructField("registry_version", LongType(), True),  # the registered version scored, trained or promoted
     ]
 )
 
@@ -77,8 +78,8 @@ def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job:
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if tables.exists(spark, ref):
         _abandon_leftovers(spark, ref, run_id, run_date, job)
-    row = (run_id, run_date, job, started_at, None, RUNNING, None, None, None, None, None, None)
-    # mergeSchema: a runs table from before drift_status gains the column.
+    row = (run_id, run_date, job, started_at, None, RUNNING, None, None, None, None, None, None, None)
+    # mergeSchema: a runs table from before drift_status or registry_version gains the columns.
     tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref, merge_schema=True)
 
 
@@ -102,6 +103,7 @@ def finish(
         "model_version": counts.get("model_version") or None,
         "error": describe(error) if error else None,
         "drift_status": counts.get("drift_status"),
+        "registry_version": counts.get("registry_version"),
     }
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if not started:

@@ -27,7 +27,7 @@ from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
 from segmentation import bundle as model_store
-from segmentation import classifier, clustering, drift, drivers, eda, lineage, logs, personas, profiles, tables
+from segmentation import classifier, clustering, drift, drivers, eda, lineage, logs, personas, profiles, registry, tables
 from segmentation.config import Config
 from segmentation.errors import ModelError, TrainingError
 from segmentation.features import FEATURE_COLUMNS, INDICATOR_COLUMNS, LOG_COLUMNS, PURCHASE_TYPES
@@ -164,8 +164,11 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         )
     try:
         winner = clustering.choose(candidates, ccfg.tie_tolerance)
-    except TrainingError:
+    except TrainingError as exc:
         _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=False)
+        if cfg.registry.enabled:  # no model to register, but the run and its candidates are on record
+            registry.log_training(cfg, run_date, {"candidates": [c.record() for c in candidates], "sample_rows": len(X)},
+                                  None, {"bundle_version": version}, str(exc))
         raise
     log.info(
         "winner: %s silhouette=%s segments=%d stability=%s rule_agreement=%s purchase_type_ari=%s",
@@ -255,13 +258,24 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
             tables.table_ref(cfg.tables, cfg.tables.segment_lineage), "model_version", version,
         )
         s.detail = f"version={version} usable={usable} path={path}"
-    if not usable:
-        raise TrainingError(
-            f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
-            f"train.forest.min_macro_f1={tcfg.forest.min_macro_f1}; model {version} kept at {path} but not used"
-        )
+    failure = None if usable else (
+        f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
+        f"train.forest.min_macro_f1={tcfg.forest.min_macro_f1}"
+    )
+    registered = None
+    if cfg.registry.enabled:
+        with logs.step(log, "register model") as s:
+            registered = registry.log_training(
+                cfg, run_date, metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure
+            )
+            s.detail = f"{cfg.registry.model_name} version={registered} " + (
+                f"{cfg.registry.alias}=yes" if failure is None else f"{cfg.registry.alias}=no (failed its gates)")
+    if failure is not None:
+        where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
+        raise TrainingError(f"{failure}; model {version} kept at {path} ({where}never {cfg.registry.alias}) but not used")
     return {
         "model_version": version,
+        "registry_version": registered,
         "model_path": str(path),
         "metrics": metrics,
         "sample_rows": len(sample),
@@ -273,19 +287,41 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     }
 
 
+def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, rows: int) -> dict[str, Any]:
+    """Where the version came from, as registry tags another tool can read."""
+    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    return {
+        "source_table": cfg.input.source,
+        "run_date": run_date.isoformat(),
+        "features_table": str(features_ref),
+        "features_delta_version": tables.latest_version(spark, features_ref),
+        "rows": rows,
+        "sample_rows": bundle.metrics["sample_rows"],
+        "code_version": registry.code_version(),
+        "bundle_version": bundle.version,
+        **{f"library.{k}": v for k, v in bundle.library_versions.items()},
+    }
+
+
 def _current_model(cfg: Config, log) -> tuple[model_store.ModelBundle | None, int]:
     """The model tonight's scoring would use, whose ids a retrain keeps, and the first unused id.
 
     A current model that cannot be loaded (another scikit-learn, say) cannot be matched: the new
     ids then start above every id its manifest lists, so none is reused with another meaning.
+    A registry whose versions all failed their gates has no current model: no id was published.
     """
-    version = cfg.score.model_version or model_store.latest(cfg.tables.models_dir)
+    try:
+        version = cfg.score.model_version or registry.current(cfg)
+    except ModelError as exc:
+        log.info("no current model to keep segment ids from (%s)", exc)
+        return None, 0
     if not version:
         return None, 0
     try:
-        return model_store.load(cfg.tables.models_dir, version), 0
+        return registry.load(cfg, version).bundle, 0
     except ModelError as exc:
-        classes = model_store.manifest_classes(cfg.tables.models_dir, version)
+        folder = registry.bundle_folder(cfg, version) if registry.is_registry_version(version) else version
+        classes = model_store.manifest_classes(cfg.tables.models_dir, folder)
         log.warning("cannot match segment ids to the current model %s (%s): new ids start at %d",
                     version, exc, max(classes, default=-1) + 1)
         return None, max(classes, default=-1) + 1
