@@ -7,28 +7,22 @@ job before anything is written.
 
 from __future__ import annotations
 
-import numpy as np
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from segmentation.config import ContractConfig
 from segmentation.errors import InputError
-from segmentation.schema import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.schema import (  # the column groups and FLOAT32_MAX are the contract's vocabulary
+    COUNT_COLUMNS,
+    CORRUPT_COLUMN,
+    FLOAT32_MAX,
+    ID_COLUMN,
+    MONEY_COLUMNS,
+    RAW_NUMERIC_COLUMNS,
+    SHARE_COLUMNS,
+)
 
 REASONS = "_reasons"
-
-MONEY_COLUMNS = [
-    "BALANCE", "PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES",
-    "CASH_ADVANCE", "CREDIT_LIMIT", "PAYMENTS", "MINIMUM_PAYMENTS",
-]
-SHARE_COLUMNS = [
-    "BALANCE_FREQUENCY", "PURCHASES_FREQUENCY", "ONEOFF_PURCHASES_FREQUENCY",
-    "PURCHASES_INSTALLMENTS_FREQUENCY", "CASH_ADVANCE_FREQUENCY", "PRC_FULL_PAYMENT",
-]
-COUNT_COLUMNS = ["CASH_ADVANCE_TRX", "PURCHASES_TRX"]
-
-# Scoring compares features in float32: a larger magnitude would become an infinity there.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class QuarantineLimitError(InputError):

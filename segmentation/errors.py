@@ -48,6 +48,17 @@ class NonFiniteFeatureError(InputError):
     """A features row holds NaN, an infinity or a value beyond float32: scoring it would be a guess."""
 
 
+class ContractViolationError(InputError):
+    """A customer sent for real-time scoring breaks the data contract; the batch job would quarantine it.
+
+    `violations` holds (row of the request, CUST_ID, rule names) for a server to answer with.
+    """
+
+    def __init__(self, message: str, violations: list[tuple[int, str | None, list[str]]] | None = None):
+        super().__init__(message)
+        self.violations = violations or []
+
+
 class ModelError(SegmentationError):
     """The model bundle is missing, tampered with, truncated or does not fit the features."""
 

@@ -5,22 +5,12 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from segmentation.schema import RAW_NUMERIC_COLUMNS
-
-PURCHASE_TYPES = ["both", "installments", "none", "one_off"]
-INDICATOR_COLUMNS = [f"PURCHASE_{t}" for t in PURCHASE_TYPES]
-
-# The model's input, in the notebook's column order.
-FEATURE_COLUMNS = [
-    *RAW_NUMERIC_COLUMNS,
-    "LIMIT_USAGE",
-    "PAYMENT_MINPAY_RATIO",
-    *INDICATOR_COLUMNS,
-    "MONTHLY_AVG_PURCHASES",
-    "MONTHLY_CASH_ADVANCE",
-]
-# Money-like columns that get the log transform; the 0/1 indicators do not.
-LOG_COLUMNS = [c for c in FEATURE_COLUMNS if c not in INDICATOR_COLUMNS]
+from segmentation.schema import (  # the feature names live with the other columns' names
+    FEATURE_COLUMNS,
+    INDICATOR_COLUMNS,
+    LOG_COLUMNS,
+    PURCHASE_TYPES,
+)
 
 
 def limit_usage() -> Column:
