@@ -3,7 +3,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install nightly test test-slow benchmark forest-sizing wheel clean
+.PHONY: install nightly test test-slow benchmark serve-benchmark forest-sizing wheel clean
 
 # The project virtualenv, created and filled on first use (and again when setup.py changes):
 # the package, Spark (the `local` extra) and the test tools.
@@ -30,6 +30,10 @@ test-slow: install
 ROWS ?= 1000000
 benchmark: install
 	$(PY) -m benchmarks.nightly --rows $(ROWS) $(ARGS)
+
+# One customer at a time through `mlflow models serve` of the champion: p50 and p99 latency.
+serve-benchmark: install
+	$(PY) -m benchmarks.serving $(ARGS)
 
 # What the forest's size buys, on the bundled data.
 forest-sizing: install

@@ -3,9 +3,11 @@
     python -m benchmarks.nightly --rows 1000000 [--json figures.json]
 
 Generates N customers, runs features -> train -> score on a local session over every core,
-then measures in the same run: plain scikit-learn `predict_proba` of the same forest on the
-same rows with the same number of processes, and the default forest against the notebook's
-(150 full-depth trees) trained on the same sample and labels.
+then measures in the same run, on the same rows and the same model (`benchmarks.peers`): the
+scoring against `mlflow.pyfunc.spark_udf` of the same forest and against a copy floor that reads
+and writes the same but computes nothing; the features stage against its own copy floor; plain
+scikit-learn `predict_proba` (a diagnostic); and the default forest against the notebook's (150
+full-depth trees) trained on the same sample and labels.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pyarrow.parquet as pq
 
-from benchmarks import forests
+from benchmarks import forests, peers
 from jobs import common
 from segmentation import bundle as model_store
 from segmentation import logs, pipeline, tables
@@ -156,14 +158,19 @@ def main(argv: list[str] | None = None) -> int:
 
     timed("generate", lambda: write_customers(generate_customers(spark, args.rows, args.seed), str(source), "parquet"))
     timed("features", lambda: pipeline.run_features(spark, cfg, RUN_DATE))
+    first_features = stages["features"]
+    timed("features", lambda: pipeline.run_features(spark, cfg, RUN_DATE))  # a re-run: best of two
+    stages["features"] = min(first_features, stages["features"], key=lambda st: st["seconds"])
     trained = timed("train", lambda: pipeline.run_train(spark, cfg, RUN_DATE))
-    timed("score", lambda: pipeline.run_score(spark, cfg, RUN_DATE))
+    scored = timed("score", lambda: pipeline.run_score(spark, cfg, RUN_DATE))
     driver_peak = _mib_python()
     jvm_peak = _mib_jvm(spark)
 
-    # Baseline: the same forest, the same rows, plain predict_proba on the same number of cores.
     bundle = model_store.load(cfg.tables.models_dir, trained["model_version"])
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    compared = compare(spark, args.workdir / "peers", source, features_ref, bundle, args.rows, stages, scored)
+
+    # Diagnostic: the same forest, the same rows, plain predict_proba on the same number of cores.
     # float32, C-ordered: the dtype the trees compare in, so the baseline pays no conversion.
     X_all = _features_frame(spark, features_ref, FEATURE_COLUMNS).to_numpy(dtype=np.float32)
     baseline = predict_proba_rows_per_s(bundle.forest, X_all, cores, cfg.score.arrow_batch_rows)
@@ -187,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages,
         "driver_peak_mib": round(driver_peak, 1),
         "driver_jvm_peak_mib": round(jvm_peak, 1),
+        **compared,
         "predict_proba_rows_per_s": round(baseline, 1),
         "score_vs_predict_proba": round(score_rate / baseline, 4),
         "score_breakdown_rows_per_s": breakdown,
@@ -206,6 +214,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
+
+
+def compare(spark, workdir: Path, source: Path, features_ref, bundle, rows: int, stages: dict, scored: dict) -> dict:
+    """Ours against the MLflow peer and the copy floors: each writes its own Delta table, best of two."""
+    features = tables.read_run(spark, features_ref, RUN_DATE)
+    raw = tables.read_raw(spark, str(source), "parquet")
+    runs = {
+        "score_ours": lambda: peers.write_delta(peers.ours(features, bundle, RUN_DATE), workdir / "ours"),
+        "score_mlflow_spark_udf": lambda: peers.write_delta(udf, workdir / "mlflow_spark_udf"),
+        "score_copy_floor": lambda: peers.write_delta(peers.copy_floor_score(features, bundle, RUN_DATE),
+                                                      workdir / "score_copy_floor"),
+        "features_copy_floor": lambda: peers.write_delta(peers.copy_floor_features(raw, RUN_DATE),
+                                                         workdir / "features_copy_floor"),
+    }
+    udf = peers.mlflow_spark_udf(spark, features, bundle, RUN_DATE, workdir / "mlflow")
+    measured = {name: peers.best_of(2, run) for name, run in runs.items()}
+    for name, m in measured.items():
+        if m["rows"] != rows:
+            raise RuntimeError(f"{name} wrote {m['rows']} rows, not {rows}")
+    features_written = tables.delta_table(spark, features_ref).history(1)
+    seconds = {name: m["seconds"] for name, m in measured.items()}
+    return {
+        "score_vs_mlflow_spark_udf": round(seconds["score_mlflow_spark_udf"] / seconds["score_ours"], 4),
+        "score_vs_copy_floor": round(seconds["score_copy_floor"] / seconds["score_ours"], 4),
+        "score_stage_vs_copy_floor": round(seconds["score_copy_floor"] / stages["score"]["seconds"], 4),
+        "features_vs_copy_floor": round(seconds["features_copy_floor"] / stages["features"]["seconds"], 4),
+        "compared_rows_per_s": {name: round(rows / s, 1) for name, s in seconds.items()},
+        "bytes": {
+            "features": {"read": peers.files_bytes(raw),
+                         "written": int(features_written.first()["operationMetrics"].get("numOutputBytes", 0))},
+            "score": {"read": peers.files_bytes(features), "written": measured["score_ours"]["bytes_written"]},
+            "features_copy_floor": {"read": peers.files_bytes(raw),
+                                    "written": measured["features_copy_floor"]["bytes_written"]},
+            "score_copy_floor": {"read": peers.files_bytes(features),
+                                 "written": measured["score_copy_floor"]["bytes_written"]},
+        },
+    }
 
 
 def _growth(now: dict, before: dict) -> dict:
@@ -230,7 +275,15 @@ def _print(f: dict) -> None:
     for name, s in f["stages"].items():
         print(f"{name:<10}{s['seconds']:>10.1f}{s['rows_per_s']:>14,.0f}")
     print(f"driver peak memory: python {f['driver_peak_mib']:.0f} MiB, JVM {f['driver_jvm_peak_mib']:.0f} MiB")
-    print(f"plain predict_proba ({f['cores']} processes): {f['predict_proba_rows_per_s']:,.0f} rows/s; "
+    r = f["compared_rows_per_s"]
+    print(f"scoring into its own Delta table, rows/s (best of two): ours {r['score_ours']:,.0f}; "
+          f"mlflow.pyfunc.spark_udf {r['score_mlflow_spark_udf']:,.0f}; copy floor {r['score_copy_floor']:,.0f}")
+    print(f"features: stage {f['stages']['features']['rows_per_s']:,.0f} rows/s; copy floor "
+          f"{r['features_copy_floor']:,.0f} rows/s")
+    for stage, io in f["bytes"].items():
+        print(f"  {stage}: read {io['read'] / 2**20:,.1f} MiB (files), wrote {io['written'] / 2**20:,.1f} MiB")
+    print(f"score stage (with its accounting and downstream tables) / copy floor = {f['score_stage_vs_copy_floor']:.2f}x")
+    print(f"diagnostic: plain predict_proba ({f['cores']} processes): {f['predict_proba_rows_per_s']:,.0f} rows/s; "
           f"score stage / predict_proba = {f['score_vs_predict_proba']:.2f}x")
     b = f["score_breakdown_rows_per_s"]
     print(f"score stage without its Delta write, rows/s: read features {b['read']:,.0f}; + Arrow to Python "
@@ -243,8 +296,11 @@ def _print(f: dict) -> None:
           f"{f['notebook_forest_macro_f1']:.4f}; same segment on {f['default_vs_notebook_agreement']:.1%} of rows")
     st = f["stages"]
     print("targets:")
-    print(f"  score >= 0.90x predict_proba: {f['score_vs_predict_proba']:.2f}x "
-          f"{_check(f['score_vs_predict_proba'] >= 0.9)}")
+    print(f"  score vs mlflow.pyfunc.spark_udf >= 2.0: {f['score_vs_mlflow_spark_udf']:.2f}x "
+          f"{_check(f['score_vs_mlflow_spark_udf'] >= 2.0)}")
+    print(f"  score vs its copy floor >= 0.67: {f['score_vs_copy_floor']:.2f}x {_check(f['score_vs_copy_floor'] >= 0.67)}")
+    print(f"  features vs its copy floor >= 0.5: {f['features_vs_copy_floor']:.2f}x "
+          f"{_check(f['features_vs_copy_floor'] >= 0.5)}")
     print(f"  default forest >= 3x notebook forest: {f['default_vs_notebook_forest']:.2f}x "
           f"{_check(f['default_vs_notebook_forest'] >= 3)}")
     gap = f["notebook_forest_macro_f1"] - f["default_forest_macro_f1"]
@@ -252,7 +308,8 @@ def _print(f: dict) -> None:
     print(f"  agreement >= 0.97: {f['default_vs_notebook_agreement']:.4f} "
           f"{_check(f['default_vs_notebook_agreement'] >= 0.97)}")
     both = st["features"]["seconds"] + st["score"]["seconds"]
-    print(f"  features + score <= 180 s: {both:.0f} s {_check(both <= 180)}; "
+    print(f"  features + score <= 60 s at 10M rows: {both:.0f} s at {f['rows']:,} "
+          f"{_check(both <= 60) if f['rows'] >= 10_000_000 else '(measured at 10M)'}; "
           f"train <= 180 s: {st['train']['seconds']:.0f} s {_check(st['train']['seconds'] <= 180)}")
     g = f.get("against")
     if g:

@@ -8,15 +8,16 @@ from jobs.common import exit_with, main as run_job
 from segmentation import registry
 
 
-def _args(p: argparse.ArgumentParser) -> None:
-    which = p.add_mutually_exclusive_group(required=True)
+def _args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    which = p.add_mutually_exclusive_group(required=required)
     which.add_argument("--version", type=int, help="registered version to make champion")
     which.add_argument("--previous", action="store_true", help="roll back to the champion before the current one")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The job's own parser checks the arguments (and answers --help); this one only reads them.
     own = argparse.ArgumentParser(add_help=False)
-    _args(own)
+    _args(own, required=False)
     asked, _ = own.parse_known_args(argv)
 
     def run(spark, cfg, run_date):

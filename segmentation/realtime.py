@@ -81,13 +81,16 @@ def customer_features(frame: pd.DataFrame, imputation: dict[str, float], ratio_e
 
 
 def assign(
-    bundle: ModelBundle, frame: pd.DataFrame, contract: ContractConfig, nullable: list[str], ratio_epsilon: float
+    bundle: ModelBundle, frame: pd.DataFrame, contract: ContractConfig, nullable: list[str], ratio_epsilon: float,
+    nan_is_missing: bool = False,
 ) -> pd.DataFrame:
     """CUST_ID, segment_id, segment_name and segment_confidence: the nightly scores, for these customers now.
 
     Gaps are filled with the medians the bundle was trained with (`bundle.imputation`).
+    `nan_is_missing`: a NaN in a float column is a gap, for callers (a model server's JSON
+    decoding) that cannot keep the two apart.
     """
-    request = _read(frame)
+    request = _read(frame, nan_is_missing)
     _check(request, contract, tuple(nullable))
     features = _features(_impute(request, bundle.imputation), ratio_epsilon)
     X = _model_matrix(bundle, features, request.ids)
@@ -108,7 +111,7 @@ def assign(
 # Reading the request: what cleaning.select_raw_columns does to the raw table
 
 
-def _read(frame: pd.DataFrame) -> _Request:
+def _read(frame: pd.DataFrame, nan_is_missing: bool = False) -> _Request:
     if not frame.columns.is_unique:
         raise InputError(f"input has duplicate column name(s): {', '.join(frame.columns[frame.columns.duplicated()])}")
     missing = [c for c in [ID_COLUMN, *RAW_NUMERIC_COLUMNS] if c not in frame.columns]
@@ -118,7 +121,7 @@ def _read(frame: pd.DataFrame) -> _Request:
     null = np.zeros(values.shape, dtype=bool)
     wrong = []
     for j, name in enumerate(RAW_NUMERIC_COLUMNS):
-        problem = _numbers(frame[name], values[:, j], null[:, j])
+        problem = _numbers(frame[name], values[:, j], null[:, j], nan_is_missing)
         if problem:
             wrong.append(f"{name} ({problem})")
     if wrong:
@@ -126,7 +129,7 @@ def _read(frame: pd.DataFrame) -> _Request:
     return _Request(_ids(frame[ID_COLUMN]), values, null)
 
 
-def _numbers(column: pd.Series, values: np.ndarray, null: np.ndarray) -> str | None:
+def _numbers(column: pd.Series, values: np.ndarray, null: np.ndarray, nan_is_missing: bool = False) -> str | None:
     """Fills `values` and `null` from one column; returns what is wrong with it, if anything."""
     dtype = column.dtype
     if dtype == object:
@@ -147,6 +150,8 @@ def _numbers(column: pd.Series, values: np.ndarray, null: np.ndarray) -> str | N
         return str(dtype)
     if isinstance(dtype, np.dtype):
         values[:] = column.to_numpy(dtype=np.float64)
+        if nan_is_missing:
+            null[:] = np.isnan(values)
     else:  # a nullable dtype: its mask is the null, a NaN inside it stays a NaN
         null[:] = column.isna().to_numpy()
         values[:] = column.to_numpy(dtype=np.float64, na_value=np.nan)

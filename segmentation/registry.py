@@ -57,9 +57,8 @@ def uris(cfg: Config) -> tuple[str, str, str]:
 
 @contextlib.contextmanager
 def _mlflow(cfg: Config) -> Iterator[Any]:
-    """An MlflowClient on the config's stores, with MLflow's global URIs pointed there meanwhile
-    (the pyfunc and `models:/` helpers read them) and its chatter kept out of the job's log."""
-    import mlflow
+    """An MlflowClient on the config's stores (MLflow's global URIs are left alone), with
+    MLflow's errors named and its chatter kept out of the job's log."""
     from mlflow import MlflowClient
 
     tracking, registry, _ = uris(cfg)
@@ -67,18 +66,12 @@ def _mlflow(cfg: Config) -> Iterator[Any]:
         Path(tracking[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(registry)
     try:
         yield MlflowClient(tracking_uri=tracking, registry_uri=registry)
     except (ModelError, RegistryError):
         raise
     except Exception as exc:  # an MlflowException, or the store's own (SQLAlchemy, OS)
         raise RegistryError(f"MLflow registry at {registry}: {type(exc).__name__}: {_first_line(exc)}") from exc
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -359,16 +352,26 @@ def load(cfg: Config, version: str = "") -> Loaded:
             raise ModelError(f"{cfg.registry.model_name} version {version} has no {DIGEST_TAG} tag: not registered by "
                              "this product, refusing to unpickle it")
         with tempfile.TemporaryDirectory() as tmp:
-            folder = _download(cfg, int(version), Path(tmp))
+            folder = _download(client, cfg, int(version), Path(tmp))
             bundle = model_store.load_path(folder, f"{cfg.registry.model_name} version {version}", expected_sha256=digest)
     return Loaded(bundle, int(version))
 
 
-def _download(cfg: Config, version: int, into: Path) -> Path:
-    """The version's bundle and manifest, from the registry's copy of the model."""
+def _download(client, cfg: Config, version: int, into: Path) -> Path:
+    """The version's model folder, from the registry's copy; its `artifacts/` holds the bundle.
+
+    Unity Catalog hands out its own storage credentials through a `models:/` URI; elsewhere the
+    version's download URI is asked of our client, since MLflow resolves `models:/` URIs of
+    other registries through its global one.
+    """
     from mlflow.artifacts import download_artifacts
 
-    path = download_artifacts(artifact_uri=f"models:/{cfg.registry.model_name}/{version}", dst_path=str(into))
+    tracking, registry, _ = uris(cfg)
+    if registry.startswith("databricks-uc"):
+        uri = f"models:/{cfg.registry.model_name}/{version}"
+    else:
+        uri = client.get_model_version_download_uri(cfg.registry.model_name, str(version))
+    path = download_artifacts(artifact_uri=uri, dst_path=str(into), tracking_uri=tracking, registry_uri=registry)
     return Path(path) / "artifacts"
 
 

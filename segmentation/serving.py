@@ -9,8 +9,10 @@ recorded when the model was saved before it is unpickled; the pyfunc itself is c
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import asdict
+from importlib import resources
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from segmentation import bundle as model_store
 from segmentation.config import Config, ContractConfig
 from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS
 
-ENTRY = Path(__file__).with_name("serving_entry.py")
+ENTRY = "serving_entry.py"
 OUTPUT_COLUMNS = ["segment_id", "segment_name", "segment_confidence"]
 
 
@@ -42,10 +44,19 @@ class SegmentModel(PythonModel):
         self.bundle.forest.n_jobs = 1  # one request, one thread: no pool to start per call
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         from segmentation import realtime
+        from segmentation.errors import InputError
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return realtime.assign(self.bundle, frame, self.contract, self.nullable, self.ratio_epsilon)
+        try:
+            # MLflow's schema enforcement turns a JSON null into NaN, and JSON has no NaN: here a NaN is a gap.
+            return realtime.assign(self.bundle, frame, self.contract, self.nullable, self.ratio_epsilon,
+                                   nan_is_missing=True)
+        except InputError as exc:  # the caller's data: a 400 that names the rule, not a 500
+            raise MlflowException(f"{type(exc).__name__}: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
 
 
 def signature(nullable: list[str]) -> ModelSignature:
@@ -73,16 +84,27 @@ def save_model(path: Path, folder: Path, cfg: Config) -> None:
     import mlflow
 
     nullable = list(cfg.imputation.columns)
-    with warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # No input example: MLflow would load and run the model to check it, on every train.
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-        _save(mlflow, path, folder, cfg, nullable)
+        code = _package_copy(Path(tmp))
+        _save(mlflow, path, folder, cfg, nullable, code)
 
 
-def _save(mlflow, path: Path, folder: Path, cfg: Config, nullable: list[str]) -> None:
+def _package_copy(into: Path) -> Path:
+    """This package's modules as plain files: under spark-submit they are read from a zip."""
+    package = into / "segmentation"
+    package.mkdir()
+    for item in resources.files("segmentation").iterdir():
+        if item.name.endswith(".py"):
+            (package / item.name).write_bytes(item.read_bytes())
+    return package
+
+
+def _save(mlflow, path: Path, folder: Path, cfg: Config, nullable: list[str], code: Path) -> None:
     mlflow.pyfunc.save_model(
         path=str(path),
-        python_model=str(ENTRY),
+        python_model=str(code / ENTRY),
         artifacts={
             "bundle": str(folder / model_store.BUNDLE_FILE),
             "manifest": str(folder / model_store.MANIFEST_FILE),
@@ -96,5 +118,5 @@ def _save(mlflow, path: Path, folder: Path, cfg: Config, nullable: list[str]) ->
         },
         signature=signature(nullable),
         pip_requirements=requirements(),
-        code_paths=[str(Path(__file__).parent)],
+        code_paths=[str(code)],
     )

@@ -34,4 +34,18 @@ def test_nightly_benchmark_writes_its_figures(tmp_path):
         f["default_forest_rows_per_s"] / f["notebook_forest_rows_per_s"], rel=0.01, abs=1e-3)
     assert 0 < f["default_forest_macro_f1"] <= 1 and 0 < f["notebook_forest_macro_f1"] <= 1
     assert 0 <= f["default_vs_notebook_agreement"] <= 1
-    assert "targets:" in done.stdout and "score >= 0.90x predict_proba" in done.stdout
+    # The side-by-side figures: each a ratio of the same rows' times, each variant's table whole.
+    rates = f["compared_rows_per_s"]
+    assert set(rates) == {"score_ours", "score_mlflow_spark_udf", "score_copy_floor", "features_copy_floor"}
+    assert all(v > 0 for v in rates.values())
+    assert f["score_vs_mlflow_spark_udf"] == pytest.approx(
+        rates["score_ours"] / rates["score_mlflow_spark_udf"], rel=0.01, abs=1e-3)
+    assert f["score_vs_copy_floor"] == pytest.approx(rates["score_ours"] / rates["score_copy_floor"], rel=0.01, abs=1e-3)
+    assert f["features_vs_copy_floor"] == pytest.approx(
+        f["stages"]["features"]["rows_per_s"] / rates["features_copy_floor"], rel=0.01, abs=1e-3)
+    # Nothing beats doing nothing by much: each floor is at least as fast as its stage, within noise.
+    assert 0 < f["score_vs_copy_floor"] < 1.5 and 0 < f["features_vs_copy_floor"] < 1.5
+    assert 0 < f["score_vs_mlflow_spark_udf"] < 20
+    for stage in ("features", "score", "features_copy_floor", "score_copy_floor"):
+        assert f["bytes"][stage]["read"] > 0 and f["bytes"][stage]["written"] > 0
+    assert "targets:" in done.stdout and "score vs mlflow.pyfunc.spark_udf >= 2.0" in done.stdout

@@ -196,6 +196,8 @@ def test_task_parameters_configure_the_targets_catalog_and_schema(target):
         assert cfg.tables.models_dir == f"/Volumes/{variables['catalog']}/{variables['schema']}/models", key
         assert (cfg.input.source, cfg.input.format) == (variables["source_table"], "table"), key
         assert cfg.input.source.startswith(f"{variables['catalog']}."), key
+        assert cfg.registry.model_name == variables["model_name"], key
+        assert (cfg.registry.tracking_uri, cfg.registry.registry_uri) == ("databricks", "databricks-uc"), key
 
 
 def test_targets_keep_dev_and_prod_apart():
