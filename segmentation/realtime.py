@@ -10,7 +10,9 @@ Spark's doubles have a null apart from NaN; a numpy float64 column does not. Her
 value is None or pd.NA (an object column, or a nullable dtype such as Float64 or Int64), and NaN
 is a value, refused as `not_finite:<col>` as the nightly job refuses it. A one-customer frame built
 from a JSON object keeps the two apart; a frame read with `pd.read_csv` needs
-`dtype_backend="numpy_nullable"` to. Columns beyond the contract's are ignored, as the nightly read
+`dtype_backend="numpy_nullable"` to. Behind a model server, MLflow's schema enforcement has
+already turned every JSON null into NaN (and JSON has no NaN), so the pyfunc asks for
+`nan_is_missing`: there a NaN is a gap. Columns beyond the contract's are ignored, as the nightly read
 ignores them, and `malformed_line` has no counterpart here: a request has no raw line to garble.
 """
 

@@ -50,6 +50,18 @@ def test_score_batch_matches_predict_proba_and_passes_ids_through(model):
     assert np.allclose(out.column("segment_confidence").to_numpy(), proba.max(axis=1))
 
 
+@pytest.mark.parametrize("n_classes, max_depth", [(3, 4), (6, None)])
+def test_forest_proba_is_predict_proba_bit_for_bit(n_classes, max_depth):
+    """The per-tree sum replaces scikit-learn's predict_proba: it must give the same bits."""
+    rng = np.random.default_rng(n_classes)
+    X = rng.normal(size=(3000, 5)).astype(np.float32)
+    y = (np.abs(X[:, 0] * 3 + X[:, 1]) * n_classes).astype(int) % n_classes + 10  # ids need not start at 0
+    forest = RandomForestClassifier(n_estimators=23, max_depth=max_depth, min_samples_leaf=3,
+                                    class_weight="balanced", random_state=0, n_jobs=1).fit(X[:2000], y[:2000])
+    for rows in (X[2000:], X[2000:2001], rng.normal(scale=50, size=(500, 5)).astype(np.float32)):
+        assert np.array_equal(model_store.forest_proba(forest, rows), forest.predict_proba(rows))
+
+
 def test_score_names_segments_and_stamps_the_run(spark, model):
     schema = StructType([StructField("CUST_ID", StringType(), False), StructField("A", DoubleType(), False),
                          StructField("B", DoubleType(), False)])
