@@ -190,10 +190,12 @@ def test_tampered_or_incompatible_bundle_touches_no_table(spark, trained, how, m
 
     models = tmp_path / "models"
     shutil.copytree(lake_dir / "models", models)
-    _tamper(models, how)
+    folder = _tamper(models, how)
     before = _read(spark, lake_dir, "segments").count()
     version_before = len(list((lake_dir / "segments" / "_delta_log").glob("*.json")))
-    assert score_job.main([*args, "--set", f"tables.models_dir={models}"]) == 4
+    # The bundle folder by name (the registry's own copy is tampered with in test_registry.py).
+    assert score_job.main([*args, "--set", f"tables.models_dir={models}", "--set",
+                           f"score.model_version={folder.name}"]) == 4
     assert _read(spark, lake_dir, "segments").count() == before
     assert len(list((lake_dir / "segments" / "_delta_log").glob("*.json"))) == version_before
     last = _runs(spark, lake_dir)[-1]
@@ -206,5 +208,6 @@ def test_model_that_does_not_match_the_features_is_refused(spark, trained, tmp_p
     bundle.version = "mismatch-1"
     bundle.feature_columns = [*bundle.feature_columns, "DAYS_SINCE_LAST_PAYMENT"]
     model_store.save(bundle, str(tmp_path / "models"))
-    assert score_job.main([*args, "--set", f"tables.models_dir={tmp_path / 'models'}"]) == 4
+    assert score_job.main([*args, "--set", f"tables.models_dir={tmp_path / 'models'}",
+                           "--set", "score.model_version=mismatch-1"]) == 4
     assert "DAYS_SINCE_LAST_PAYMENT" in _runs(spark, lake_dir)[-1].error
