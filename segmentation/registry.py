@@ -382,17 +382,3 @@ def bundle_folder(cfg: Config, version: str) -> str:
     with _mlflow(cfg) as client:
         return str(_version(client, cfg, int(version)).tags.get(BUNDLE_TAG) or "")
 
-
-def describe(cfg: Config) -> list[dict[str, Any]]:
-    """Every registered version with its gate, its bundle and whether it is the champion."""
-    with _mlflow(cfg) as client:
-        if not _has_registered_model(client, cfg):
-            return []
-        champion = _champion_version(client, cfg)
-        found = client.search_model_versions(f"name='{cfg.registry.model_name}'")
-        return sorted(
-            ({"version": int(v.version), "champion": int(v.version) == champion, "gates": v.tags.get(GATES_TAG),
-              "bundle_version": v.tags.get(BUNDLE_TAG), "run_date": v.tags.get("run_date")} for v in found),
-            key=lambda r: r["version"],
-        )
-

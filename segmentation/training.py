@@ -320,8 +320,7 @@ def _current_model(cfg: Config, log) -> tuple[model_store.ModelBundle | None, in
     try:
         return registry.load(cfg, version).bundle, 0
     except ModelError as exc:
-        folder = registry.bundle_folder(cfg, version) if registry.is_registry_version(version) else version
-        classes = model_store.manifest_classes(cfg.tables.models_dir, folder)
+        classes = model_store.manifest_classes(cfg.tables.models_dir, registry.bundle_folder(cfg, version))
         log.warning("cannot match segment ids to the current model %s (%s): new ids start at %d",
                     version, exc, max(classes, default=-1) + 1)
         return None, max(classes, default=-1) + 1
