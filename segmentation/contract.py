@@ -7,6 +7,8 @@ job before anything is written.
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -23,6 +25,10 @@ from segmentation.schema import (  # the column groups and FLOAT32_MAX are the c
 )
 
 REASONS = "_reasons"
+REASONS_TYPE = "array<string>"
+# Ids held more than once beyond this many are ranked by a window over every row instead of
+# broadcast (a broadcast of about 100 bytes an id would weigh on the driver).
+MAX_BROADCAST_DUPLICATE_IDS = 1_000_000
 
 
 class QuarantineLimitError(InputError):
@@ -31,7 +37,11 @@ class QuarantineLimitError(InputError):
 
 def _rule(name: str, broken: Column) -> Column:
     # A comparison with null is null, not true: only a definite break names the rule.
-    return F.when(F.coalesce(broken, F.lit(False)), F.lit(name))
+    return F.when(_definitely(broken), F.lit(name))
+
+
+def _definitely(broken: Column) -> Column:
+    return F.coalesce(broken, F.lit(False))
 
 
 def _finite(name: str) -> Column:
@@ -44,35 +54,40 @@ def _finite(name: str) -> Column:
     return F.when(~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), c)
 
 
-def row_rules(cfg: ContractConfig, nullable: list[str]) -> list[Column]:
-    """One column per rule: the rule's name where the row breaks it, else null."""
+def rule_conditions(cfg: ContractConfig, nullable: list[str]) -> list[tuple[str, Column]]:
+    """Every rule as (name, condition under which a row breaks it); the condition may be null."""
     c, v = F.col, _finite
-    rules = [_rule("malformed_line", c(CORRUPT_COLUMN).isNotNull())]
-    rules.append(_rule("missing_cust_id", c(ID_COLUMN).isNull() | (F.trim(c(ID_COLUMN)) == "")))
-    rules += [_rule(f"missing_value:{col}", c(col).isNull()) for col in RAW_NUMERIC_COLUMNS if col not in nullable]
+    rules = [("malformed_line", c(CORRUPT_COLUMN).isNotNull())]
+    rules.append(("missing_cust_id", c(ID_COLUMN).isNull() | (F.trim(c(ID_COLUMN)) == "")))
+    rules += [(f"missing_value:{col}", c(col).isNull()) for col in RAW_NUMERIC_COLUMNS if col not in nullable]
     # NaN and infinities are values no rule below can judge, and beyond float32 the scoring matrix overflows.
-    rules += [_rule(f"not_finite:{col}", c(col).isNotNull() & v(col).isNull()) for col in RAW_NUMERIC_COLUMNS]
-    rules += [_rule(f"out_of_float32_range:{col}", F.abs(v(col)) > F.lit(FLOAT32_MAX)) for col in RAW_NUMERIC_COLUMNS]
-    rules += [_rule(f"negative_amount:{col}", v(col) < 0) for col in MONEY_COLUMNS]
+    rules += [(f"not_finite:{col}", c(col).isNotNull() & v(col).isNull()) for col in RAW_NUMERIC_COLUMNS]
+    rules += [(f"out_of_float32_range:{col}", F.abs(v(col)) > F.lit(FLOAT32_MAX)) for col in RAW_NUMERIC_COLUMNS]
+    rules += [(f"negative_amount:{col}", v(col) < 0) for col in MONEY_COLUMNS]
     for col in SHARE_COLUMNS:
         top = cfg.max_cash_advance_frequency if col == "CASH_ADVANCE_FREQUENCY" else 1.0
-        rules.append(_rule(f"out_of_range:{col}", (v(col) < 0) | (v(col) > top)))
-    rules += [_rule(f"not_a_count:{col}", (v(col) < 0) | (v(col) != F.floor(v(col)))) for col in COUNT_COLUMNS]
+        rules.append((f"out_of_range:{col}", (v(col) < 0) | (v(col) > top)))
+    rules += [(f"not_a_count:{col}", (v(col) < 0) | (v(col) != F.floor(v(col)))) for col in COUNT_COLUMNS]
     tenure = v("TENURE")
-    rules.append(_rule(
+    rules.append((
         "tenure_out_of_range",
         (tenure < cfg.tenure_min) | (tenure > cfg.tenure_max) | (tenure != F.floor(tenure)),
     ))
-    rules.append(_rule(
+    rules.append((
         "purchases_exceed_parts",
         v("PURCHASES") > v("ONEOFF_PURCHASES") + v("INSTALLMENTS_PURCHASES") + F.lit(cfg.purchases_tolerance),
     ))
-    rules.append(_rule(
+    rules.append((
         "cash_advance_inconsistent",
         ((v("CASH_ADVANCE") == 0) != (v("CASH_ADVANCE_TRX") == 0))
         | ((v("CASH_ADVANCE") == 0) & (v("CASH_ADVANCE_FREQUENCY") > 0)),
     ))
     return rules
+
+
+def row_rules(cfg: ContractConfig, nullable: list[str]) -> list[Column]:
+    """One column per rule: the rule's name where the row breaks it, else null."""
+    return [_rule(name, broken) for name, broken in rule_conditions(cfg, nullable)]
 
 
 def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataFrame:
@@ -83,13 +98,42 @@ def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataF
     """
     if CORRUPT_COLUMN not in df.columns:
         df = df.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
-    own = F.filter(F.array(*row_rules(cfg, nullable)), lambda x: x.isNotNull())
-    checked = df.withColumn(REASONS, own)
+    rules = rule_conditions(cfg, nullable)
+    # The list of names is built only for a row that breaks a rule: most rows keep every rule,
+    # and one OR of the conditions costs a fraction of assembling and filtering ~100 names.
+    broken = functools.reduce(lambda a, b: a | b, [_definitely(b) for _, b in rules])
+    names = F.array_compact(F.array(*[_rule(name, b) for name, b in rules]))
+    own = F.when(broken, names).otherwise(F.array()).cast(REASONS_TYPE)
+    return flag_duplicates(df.withColumn(REASONS, own))
+
+
+def flag_duplicates(checked: DataFrame) -> DataFrame:
+    """Adds `duplicate_cust_id` to the `_reasons` of every row of a CUST_ID but its survivor.
+
+    Only the ids are shuffled to find those that occur more than once (usually none, then no
+    row moves); only the rows of those ids are ranked, the others pass by a broadcast anti-join.
+    A duplicate set too large to broadcast is ranked with one window over every row.
+    """
+    counts = checked.where(F.col(ID_COLUMN).isNotNull()).groupBy(ID_COLUMN).agg(F.count(F.lit(1)).alias("_rows"))
+    repeated = counts.where(F.col("_rows") > 1).select(ID_COLUMN)
+    found = repeated.count()  # a shuffle of the id column alone
+    if found == 0:
+        return checked
+    if found > MAX_BROADCAST_DUPLICATE_IDS:
+        return _rank_duplicates(checked)
+    ids = F.broadcast(repeated)
+    others = checked.join(ids, ID_COLUMN, "left_anti")
+    ranked = _rank_duplicates(checked.join(ids, ID_COLUMN, "left_semi"))
+    return others.unionByName(ranked.select(*checked.columns))
+
+
+def _rank_duplicates(checked: DataFrame) -> DataFrame:
+    """The survivor order: fewest broken rules, then smallest values, nulls last."""
     order = [F.size(REASONS).asc(), *[F.col(col).asc_nulls_last() for col in RAW_NUMERIC_COLUMNS],
              F.col(CORRUPT_COLUMN).asc_nulls_first()]
     rank = F.row_number().over(Window.partitionBy(ID_COLUMN).orderBy(*order))
     duplicate = F.when(F.col(ID_COLUMN).isNotNull() & (rank > 1), F.array(F.lit("duplicate_cust_id")))
-    return checked.withColumn(REASONS, F.concat(F.col(REASONS), F.coalesce(duplicate, F.array().cast("array<string>"))))
+    return checked.withColumn(REASONS, F.concat(F.col(REASONS), F.coalesce(duplicate, F.array().cast(REASONS_TYPE))))
 
 
 def raw_text(columns: list[str]) -> Column:

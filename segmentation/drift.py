@@ -55,24 +55,32 @@ def psi(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _bin(column: str, edges: list[float]):
-    """Index of the bin of `column` (the number of edges below the value): a column expression."""
+def _bin_counts(column: str, edges: list[float]) -> list:
+    """Aggregates giving the rows of each bin of `column`, cumulated: values <= each edge, then
+    values above the last (NaN included, as Spark orders it above every number; nulls in none).
+
+    One comparison per edge and aggregate keeps each aggregate's generated code small: a bin
+    index per feature (a sum over its edges) built the stage into one method too long for the
+    JVM to compile, run interpreted at ~5x the cost.
+    """
+    c = F.col(column)
     if not edges:
-        return F.lit(0)
-    return sum((F.col(column) > F.lit(e)).cast("int") for e in edges)
+        return [F.count(F.lit(1))]
+    return [*[F.count_if(c <= F.lit(e)) for e in edges], F.count_if(c > F.lit(edges[-1]))]
 
 
 def feature_psi(features: DataFrame, ref: dict[str, dict[str, list[float]]]) -> dict[str, float]:
     """PSI of each referenced feature over a features partition, in one aggregation pass."""
-    binned = features.select(*[_bin(c, r["edges"]).alias(c) for c, r in ref.items()])
     aggs = [F.count(F.lit(1)).alias("_rows")]
     for c, r in ref.items():
-        aggs += [F.sum((F.col(c) == i).cast("long")).alias(f"{c}__{i}") for i in range(len(r["edges"]) + 1)]
-    row = binned.agg(*aggs).first().asDict()
+        aggs += [agg.alias(f"{c}__{i}") for i, agg in enumerate(_bin_counts(c, r["edges"]))]
+    row = features.agg(*aggs).first().asDict()
     rows = row.pop("_rows") or 0
     result = {}
     for c, r in ref.items():
-        counts = np.array([row[f"{c}__{i}"] or 0 for i in range(len(r["edges"]) + 1)], dtype=float)
+        cumulative = [row[f"{c}__{i}"] or 0 for i in range(len(r["edges"]) + 1)]
+        # Bin i is (edges[i-1], edges[i]]: the cumulative counts' differences, then the rows above.
+        counts = np.array([*np.diff(cumulative[:-1], prepend=0), cumulative[-1]], dtype=float)
         result[c] = psi(counts / rows if rows else counts, np.array(r["shares"]))
     return result
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DateType,
@@ -87,7 +87,7 @@ def run_features(
                 F.current_timestamp().alias("quarantined_at"),
             )
             tables.replace_run(bad, quarantine_ref, run_date, tag=tag)
-            s.rows = rows_quarantined = tables.read_run(spark, quarantine_ref, run_date).count()
+            s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
             progress["rows_quarantined"] = rows_quarantined
             s.detail = f"table={quarantine_ref}"
         with logs.step(log, "write features") as s:
@@ -98,7 +98,7 @@ def run_features(
             )
             # No reader filters on feature values: the table keeps row counts, not column statistics.
             tables.replace_run(features, features_ref, run_date, stats_columns=[], tag=tag)
-            s.rows = rows_written = tables.read_run(spark, features_ref, run_date).count()
+            s.rows = rows_written = tables.written_rows(spark, features_ref, run_date, tag)
             progress["rows_written"] = rows_written
             s.detail = f"table={features_ref}"
     finally:
@@ -162,20 +162,33 @@ def run_score(
         progress["registry_version"] = loaded.registry_version
         s.detail = (f"version={model.version} registry_version={loaded.registry_version} "
                     f"segments={len(model.classes)}")
+    missing = f"no features for run date {run_date} in {features_ref}: run the features job first"
     with logs.step(log, "read features") as s:
         features = tables.read_run(spark, features_ref, run_date)
         model_store.check_features(model, features.columns)
-        progress["rows_read"] = s.rows = rows_in = features.count()
-    if rows_in == 0:
-        raise FeaturesNotFoundError(f"no features for run date {run_date} in {features_ref}: run the features job first")
+        if not features.inputFiles():  # the Delta log's file list: no data is read
+            raise FeaturesNotFoundError(missing)
     with logs.step(log, "score and write segments") as s:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
-        segments = _score(features, model, run_date, runs.utc_now())
-        with scoring.executor_errors():
-            tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS, tag=tag)
-        s.rows = rows_out = tables.read_run(spark, segments_ref, run_date).count()
+        # The features are read once: the write counts them on the way (an observed metric).
+        seen = Observation("features read by score")
+        observed = features.observe(seen, F.count(F.lit(1)).alias("rows"))
+        segments = _score(observed, model, run_date, runs.utc_now())
+        try:
+            with scoring.executor_errors():
+                tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS, tag=tag)
+        except Exception:
+            progress["rows_read"] = _count_or_none(features)  # a failed run still reports what it read
+            raise
+        progress["rows_read"] = rows_in = int(seen.get["rows"])
+        s.rows = rows_out = tables.written_rows(spark, segments_ref, run_date, tag)
+        if rows_out != rows_in:  # an observed metric may count a retried task twice: confirm by reading
+            progress["rows_read"] = rows_in = features.count()
         progress["rows_written"] = rows_out
-        s.detail = f"table={segments_ref}"
+        s.detail = f"features={rows_in} table={segments_ref}"
+    if rows_in == 0:
+        _restore(spark, log, [segments_ref], run_date, tag)
+        raise FeaturesNotFoundError(missing)
     if rows_out != rows_in:
         _restore(spark, log, [segments_ref], run_date, tag)
         raise AccountingError(
@@ -193,6 +206,13 @@ def run_score(
         "drift_status": after["drift_status"],
         "tables": [str(segments_ref), *after["tables"]],
     }
+
+
+def _count_or_none(df) -> int | None:
+    try:
+        return df.count()
+    except Exception:  # noqa: BLE001 - the error that ended the run is the one to report
+        return None
 
 
 def _score(features, model, run_date, scored_at):

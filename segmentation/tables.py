@@ -278,6 +278,29 @@ def read_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
     return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
 
 
+# A run's commit is found among the table's latest commits; other runs may have committed since.
+_HISTORY_LOOKBACK = 20
+
+
+def written_rows(spark: SparkSession, ref: TableRef, run_date: dt.date, tag: str) -> int:
+    """Rows the latest commit tagged `tag` wrote (Delta's `operationMetrics.numOutputRows`).
+
+    The commit's own metric, so the table is not read again; `run_date`'s rows are counted
+    when the metric is missing (metrics turned off, or the commit not found among the latest).
+    """
+    history = delta_table(spark, ref).history(_HISTORY_LOOKBACK).select("userMetadata", "operationMetrics")
+    for commit in history.collect():  # newest first; one small row per commit
+        if commit["userMetadata"] != tag:
+            continue
+        metrics = commit["operationMetrics"] or {}
+        if "numOutputRows" in metrics:
+            return int(metrics["numOutputRows"])
+        if metrics.get("numFiles") == "0":  # Delta leaves the row metric out when no file was added
+            return 0
+        break
+    return read_run(spark, ref, run_date).count()
+
+
 def restore_run(spark: SparkSession, ref: TableRef, run_date: dt.date, tag: str) -> bool:
     """Puts `run_date`'s rows back as they were before the first commit tagged `tag`.
 

@@ -1,8 +1,10 @@
-"""The data contract's row rules on tiny inline frames: NaN, infinities and float32's range."""
+"""The data contract's row rules on tiny inline frames: NaN, infinities, float32's range and duplicates."""
 
 import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+from pyspark.testing import assertDataFrameEqual
 
+from segmentation import contract
 from segmentation.config import ContractConfig
 from segmentation.contract import FLOAT32_MAX, check_rows
 from segmentation.schema import RAW_NUMERIC_COLUMNS
@@ -59,3 +61,28 @@ def test_every_numeric_column_is_checked_against_float32(spark):
     row = ("C1", *[1e300] * len(RAW_NUMERIC_COLUMNS))
     (out,) = check_rows(spark.createDataFrame([row], SCHEMA), ContractConfig(), nullable=NULLABLE).collect()
     assert {f"out_of_float32_range:{c}" for c in RAW_NUMERIC_COLUMNS} <= set(out["_reasons"])
+
+
+DUPLICATES = [  # (CUST_ID, BALANCE, the reasons expected): one CUST_ID's rows are spread over partitions
+    ("A", 5.0, ["duplicate_cust_id"]),
+    ("A", 3.0, []),  # the smallest of three valid rows survives
+    ("A", 4.0, ["duplicate_cust_id"]),
+    ("B", -1.0, ["negative_amount:BALANCE", "duplicate_cust_id"]),
+    ("B", 10.0, []),  # valid beats smaller but invalid
+    ("C", 7.0, []),  # two identical rows: exactly one survives
+    ("C", 7.0, ["duplicate_cust_id"]),
+    ("D", 1.0, []),
+    (None, 2.0, ["missing_cust_id"]),  # rows without an id are no one's duplicates
+    (None, 2.0, ["missing_cust_id"]),
+]
+
+
+@pytest.mark.parametrize("broadcast_limit", [1_000_000, 1], ids=["broadcast", "window"])
+def test_duplicates_across_partitions_keep_the_smallest_valid_row(spark, monkeypatch, broadcast_limit):
+    monkeypatch.setattr(contract, "MAX_BROADCAST_DUPLICATE_IDS", broadcast_limit)
+    rows = [(cust_id, *[balance if c == "BALANCE" else VALID[c] for c in RAW_NUMERIC_COLUMNS])
+            for cust_id, balance, _ in DUPLICATES]
+    frame = spark.createDataFrame(rows, SCHEMA).repartition(3)  # round robin: each id's rows apart
+    out = check_rows(frame, ContractConfig(), nullable=NULLABLE).select("CUST_ID", "BALANCE", "_reasons")
+    expected = spark.createDataFrame(DUPLICATES, "CUST_ID string, BALANCE double, _reasons array<string>")
+    assertDataFrameEqual(out, expected)  # any row order

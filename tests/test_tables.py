@@ -107,3 +107,27 @@ def test_restore_run_puts_back_one_night_and_leaves_the_others(spark, tmp_path):
     tables.replace_run(spark.createDataFrame([(5, D1)], SCHEMA), new, D1, tag="run-b")
     assert tables.restore_run(spark, new, D1, "run-b")
     assert tables.read_run(spark, new, D1).count() == 0
+
+
+def test_written_rows_are_the_tagged_commits_own_metric(spark, tmp_path):
+    ref = tables.TableRef(path=str(tmp_path / "t"))
+    tables.replace_run(spark.createDataFrame([(1, D1), (2, D1), (3, D1)], SCHEMA), ref, D1, tag="run-a")
+    tables.replace_run(spark.createDataFrame([(4, D2)], SCHEMA), ref, D2, tag="run-b")  # another run, later
+    tables.replace_run(spark.createDataFrame([], SCHEMA), ref, D2, tag="run-c")  # no file, no row metric
+    assert tables.written_rows(spark, ref, D1, "run-a") == 3
+    assert tables.written_rows(spark, ref, D2, "run-b") == 1
+    assert tables.written_rows(spark, ref, D2, "run-c") == 0
+
+
+def test_written_rows_are_counted_without_the_metric(spark, tmp_path):
+    ref = tables.TableRef(path=str(tmp_path / "t"))
+    spark.conf.set("spark.databricks.delta.history.metricsEnabled", "false")
+    try:
+        tables.replace_run(spark.createDataFrame([(1, D1), (2, D1)], SCHEMA), ref, D1, tag="run-a")
+    finally:
+        spark.conf.unset("spark.databricks.delta.history.metricsEnabled")
+    assert tables.written_rows(spark, ref, D1, "run-a") == 2
+    assert tables.written_rows(spark, ref, D1, "never-committed") == 2  # beyond the history looked at
+    # The count is the table's, not the (absent) metric's: a row removed since is not counted.
+    tables.delta_table(spark, ref).delete("id = 2")
+    assert tables.written_rows(spark, ref, D1, "run-a") == 1
