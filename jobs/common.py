@@ -139,6 +139,7 @@ def session_settings(cfg: Config) -> dict[str, str]:
     return {
         "spark.sql.session.timeZone": SESSION_TIME_ZONE,
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        "spark.sql.maxConcurrentOutputFileWriters": str(cfg.spark.concurrent_output_writers),
         **cfg.spark.extra,
     }
 

@@ -56,6 +56,9 @@ class SparkConfig:
     master: str = "local[*]"
     shuffle_partitions: int = 8
     log_level: str = "WARN"
+    # Files a write task keeps open before it falls back to sorting its rows by partition value.
+    # Our writes each replace one run_date, so one writer suffices and no task sorts (0: Spark's sort).
+    concurrent_output_writers: int = 4
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -270,6 +273,7 @@ class Config:
 _SEED = "[0, 4294967295]"  # what scikit-learn and numpy accept as random_state
 RANGES: dict[str, str] = {
     "spark.shuffle_partitions": "[1, inf)",
+    "spark.concurrent_output_writers": "[0, inf)",
     "contract.max_quarantine_share": "[0, 1]",
     "contract.tenure_min": "[0, inf)",
     "contract.tenure_max": "[0, inf)",
