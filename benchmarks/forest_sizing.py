@@ -1,11 +1,16 @@
 """What a forest's size buys: speed and bundle size against held-out fidelity to the clusterer.
 
     python -m benchmarks.forest_sizing [--input data/CC_GENERAL.csv] [--eval-rows 300000]
+    python -m benchmarks.forest_sizing --generated [--generated-rows 9000] [--seeds 42,1,2]
 
 Runs features and train on the input (the bundled file by default), then trains a grid of
 forest shapes on the same sample and the same winning labels and prints, for each, its
 one-thread predict_proba throughput on the same rows, bundle size, held-out macro-F1 and the
 share of rows it puts in the same segment as the notebook's forest (150 full-depth trees).
+
+--generated compares instead how hard the real and the generated customers are to segment: the
+notebook forest's held-out macro-F1 and bundle size, each on its own data's default model
+(features and train run on the input, then on as many generated customers).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.forests import NOTEBOOK, measure, winner_labels
+from benchmarks.forests import F1_TOLERANCE, KIB_TOLERANCE, NOTEBOOK, hardness, measure, winner_labels, within_targets
 from jobs import common
 from segmentation import logs, pipeline, tables
 from segmentation.config import ForestConfig, load_config
 from segmentation.features import FEATURE_COLUMNS
+from segmentation.generator import generate_customers, write_customers
 from segmentation.sampling import driver_sample
 
 RUN_DATE = dt.date(2026, 1, 1)
@@ -34,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", default=None, help="raw customers (default: the configured input)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/segmentation-forest-sizing"))
     p.add_argument("--eval-rows", type=int, default=300_000, help="rows each forest is timed on")
+    p.add_argument("--generated", action="store_true", help="compare real and generated customers instead")
+    p.add_argument("--generated-rows", type=int, default=9_000, help="generated customers (about the real file's)")
+    p.add_argument("--seeds", default="42", help="generator seeds, comma-separated (one generated table each)")
     args = p.parse_args(argv)
+    if args.generated:
+        return compare_generated(args)
 
     logs.configure()
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -69,6 +80,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:>6}{str(depth or 'full'):>7}{leaf:>6}{f.kib:>9.0f}{f.rows_per_s:>12,.0f}"
               f"{f.rows_per_s / reference.rows_per_s:>7.2f}x{f.macro_f1:>10.4f}"
               f"{f.macro_f1 - reference.macro_f1:>+8.4f}{agree:>8.3f}{mark}")
+    return 0
+
+
+def compare_generated(args) -> int:
+    """Prints the notebook forest's macro-F1 and bundle size on real and on generated customers."""
+    logs.configure()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    spark = None
+
+    def measured(name: str, source: str | None, seed: int | None = None):
+        nonlocal spark
+        lake = args.workdir / name
+        overrides = [f"tables.root={lake}", f"tables.models_dir={lake / 'models'}"]
+        overrides += [f"input.source={source}"] if source else []
+        cfg = load_config(common.find_conf_dir(None), ["local"], overrides)
+        spark = spark or common.spark_session(cfg)
+        if seed is not None:
+            write_customers(generate_customers(spark, args.generated_rows, seed), source, "parquet")
+        return hardness(spark, cfg, RUN_DATE)
+
+    real = measured("real", args.input)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    generated = {seed: measured(f"generated-{seed}", str(args.workdir / f"generated-{seed}.parquet"), seed)
+                 for seed in seeds}
+    print(f"\nnotebook forest (150 full-depth trees) on each data's default model, {dt.date.today().isoformat()}")
+    print(f"targets: macro-F1 within {F1_TOLERANCE} and bundle size within {KIB_TOLERANCE:.0%} of the real file's")
+    print(f"{'':<18}{'rows':>8}{'segments':>10}{'macro-F1':>10}{'KiB':>9}{'dF1':>9}{'dKiB':>8}")
+    print(f"{'real':<18}{real.rows:>8,}{real.segments:>10}{real.macro_f1:>10.4f}{real.kib:>9.0f}")
+    for seed, h in generated.items():
+        f1_ok, kib_ok = within_targets(real, h)
+        print(f"{f'generated seed {seed}':<18}{h.rows:>8,}{h.segments:>10}{h.macro_f1:>10.4f}{h.kib:>9.0f}"
+              f"{h.macro_f1 - real.macro_f1:>+9.4f}{h.kib / real.kib - 1:>+8.1%}  "
+              f"F1 {'met' if f1_ok else 'MISSED'}, size {'met' if kib_ok else 'MISSED'}")
     return 0
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from segmentation import classifier, clustering
 from segmentation.config import Config, ForestConfig
 from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS
-from segmentation.preprocessing import LogScaler
+from segmentation.preprocessing import ClusteringSpace, LogScaler
 
 # The notebook's forest: 150 trees grown to full depth.
 NOTEBOOK = ForestConfig(n_estimators=150, max_depth=None, min_samples_leaf=1)
@@ -34,9 +34,11 @@ class ForestFigures:
 
 
 def winner_labels(sample: pd.DataFrame, cfg: Config, winner: dict) -> np.ndarray:
-    """Refits the trained model's winning clusterer on the sample, so every forest learns the same labels."""
+    """Refits the trained model's winning clusterer on the sample in the space training clusters
+    in (scaled, then family-weighted), so every forest learns the model's own labels."""
     tcfg = cfg.train
-    X = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample).transform(sample)
+    scaled = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample).transform(sample)
+    X = ClusteringSpace(FEATURE_COLUMNS, tcfg.space.families, tcfg.space.kind).fit().transform(scaled)
     labels, _ = clustering.fit_labels(winner["algorithm"], json.loads(winner["params"]), X, tcfg.clustering.random_state)
     return labels
 
@@ -67,3 +69,40 @@ def measure(sizing: ForestConfig, base: ForestConfig, X: np.ndarray, labels: np.
         macro_f1=report.macro_f1,
         predicted=forest.predict(X_eval),
     )
+
+
+@dataclass
+class Hardness:
+    """How hard a table's customers are to segment: the notebook forest on the model's labels."""
+
+    rows: int
+    segments: int
+    macro_f1: float
+    kib: float
+
+
+# Targets of issue 15: generated customers within these of the real file's figures.
+F1_TOLERANCE = 0.01
+KIB_TOLERANCE = 0.15
+
+
+def hardness(spark, cfg: Config, run_date) -> Hardness:
+    """Features and the default train on `cfg`'s input, then the notebook's forest (150 full-depth
+    trees) on the trained model's labels: its held-out macro-F1 and its bundle size."""
+    from segmentation import pipeline, tables
+    from segmentation.sampling import driver_sample
+
+    pipeline.run_features(spark, cfg, run_date)
+    trained = pipeline.run_train(spark, cfg, run_date)
+    features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
+    sample = driver_sample(features, FEATURE_COLUMNS, cfg.train.sample.max_rows, cfg.train.sample.seed)
+    labels = winner_labels(sample, cfg, trained["metrics"]["winner"])
+    X = sample[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+    figures = measure(NOTEBOOK, cfg.train.forest, X, labels, X[:1000], repeats=1)
+    return Hardness(rows=len(X), segments=len(np.unique(labels)), macro_f1=figures.macro_f1, kib=figures.kib)
+
+
+def within_targets(real: Hardness, generated: Hardness) -> tuple[bool, bool]:
+    """(macro-F1 within F1_TOLERANCE, bundle size within KIB_TOLERANCE) of the real file's."""
+    return (abs(generated.macro_f1 - real.macro_f1) <= F1_TOLERANCE,
+            abs(generated.kib - real.kib) <= KIB_TOLERANCE * real.kib)
