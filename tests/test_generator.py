@@ -164,3 +164,23 @@ def test_the_model_sees_segment_shares_like_the_real_ones(spark, generated, tmp_
     difference = (shares[generated_date] - shares[real_date]).abs()
     assert len(shares) >= 3
     assert difference.max() <= 0.05, shares.round(3).to_dict()
+
+
+@pytest.mark.slow
+def test_generated_customers_are_as_hard_to_segment_as_the_real_ones(spark, tmp_path):
+    """The notebook's forest (150 full-depth trees) on each data's own default model: held-out
+    macro-F1 within 0.01 and bundle size within 15% of the real file's, on as many generated
+    customers (the job's default seed). `python -m benchmarks.forest_sizing --generated` prints both."""
+    from benchmarks import forests
+
+    def config(source, lake):
+        return load_config(PROJECT / "conf", ["local"], [
+            f"tables.root={lake}", f"tables.models_dir={lake / 'models'}", f"input.source={source}"])
+
+    generated_path = tmp_path / "generated.parquet"
+    write_customers(generate_customers(spark, 9_000, 42), str(generated_path), "parquet")
+    real = forests.hardness(spark, config(BUNDLED_CSV, tmp_path / "real"), dt.date(2026, 1, 1))
+    generated = forests.hardness(spark, config(generated_path, tmp_path / "generated"), dt.date(2026, 1, 1))
+    f1_close, size_close = forests.within_targets(real, generated)
+    assert f1_close, (real, generated)
+    assert size_close, (real, generated)
