@@ -94,7 +94,8 @@ def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataF
     """Adds `_reasons`: every rule the row breaks, duplicates of a CUST_ID included.
 
     Of rows sharing a CUST_ID the survivor is the one that is otherwise valid and smallest
-    by its values, so the choice does not depend on file order or partitioning.
+    by its values, so the choice does not depend on file order or partitioning. Finding the
+    repeated ids runs one Spark job over the id column; the rows themselves stay lazy.
     """
     if CORRUPT_COLUMN not in df.columns:
         df = df.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
@@ -104,10 +105,10 @@ def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataF
     broken = functools.reduce(lambda a, b: a | b, [_definitely(b) for _, b in rules])
     names = F.array_compact(F.array(*[_rule(name, b) for name, b in rules]))
     own = F.when(broken, names).otherwise(F.array()).cast(REASONS_TYPE)
-    return flag_duplicates(df.withColumn(REASONS, own))
+    return _flag_duplicates(df.withColumn(REASONS, own))
 
 
-def flag_duplicates(checked: DataFrame) -> DataFrame:
+def _flag_duplicates(checked: DataFrame) -> DataFrame:
     """Adds `duplicate_cust_id` to the `_reasons` of every row of a CUST_ID but its survivor.
 
     Only the ids are shuffled to find those that occur more than once (usually none, then no
