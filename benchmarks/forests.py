@@ -6,6 +6,7 @@ import json
 import pickle
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -33,14 +34,26 @@ class ForestFigures:
         return f"{self.n_estimators} trees, depth {self.max_depth or 'full'}, leaf {self.min_samples_leaf}"
 
 
-def winner_labels(sample: pd.DataFrame, cfg: Config, winner: dict) -> np.ndarray:
+def winner_labeller(sample: pd.DataFrame, cfg: Config, winner: dict) -> tuple[np.ndarray, Callable | None]:
     """Refits the trained model's winning clusterer on the sample in the space training clusters
-    in (scaled, then family-weighted), so every forest learns the model's own labels."""
+    in (scaled, then family-weighted), so every forest learns the model's own labels.
+
+    Also returns a function labelling other customers the same way (None for DBSCAN, which
+    labels only the rows it was fitted on).
+    """
     tcfg = cfg.train
-    scaled = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample).transform(sample)
-    X = ClusteringSpace(FEATURE_COLUMNS, tcfg.space.families, tcfg.space.kind).fit().transform(scaled)
-    labels, _ = clustering.fit_labels(winner["algorithm"], json.loads(winner["params"]), X, tcfg.clustering.random_state)
-    return labels
+    scaler = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample)
+    space = ClusteringSpace(FEATURE_COLUMNS, tcfg.space.families, tcfg.space.kind).fit()
+    X = space.transform(scaler.transform(sample))
+    params = json.loads(winner["params"])
+    labels, model = clustering.fit_labels(winner["algorithm"], params, X, tcfg.clustering.random_state)
+    if not hasattr(model, "predict"):
+        return labels, None
+    return labels, lambda other: model.predict(space.transform(scaler.transform(other)))
+
+
+def winner_labels(sample: pd.DataFrame, cfg: Config, winner: dict) -> np.ndarray:
+    return winner_labeller(sample, cfg, winner)[0]
 
 
 def single_thread_rows_per_s(forest, X: np.ndarray, repeats: int = 3) -> float:
@@ -86,20 +99,29 @@ F1_TOLERANCE = 0.01
 KIB_TOLERANCE = 0.15
 
 
-def hardness(spark, cfg: Config, run_date) -> Hardness:
-    """Features and the default train on `cfg`'s input, then the notebook's forest (150 full-depth
-    trees) on the trained model's labels: its held-out macro-F1 and its bundle size."""
+def hardness(spark, cfg: Config, run_date, labeller: Callable | None = None) -> tuple[Hardness, Callable | None]:
+    """The notebook's forest (150 full-depth trees) on the labels of `cfg`'s input: its held-out
+    macro-F1 and its bundle size, with the function that made the labels.
+
+    Runs features on the input; then, without `labeller`, the default train, and the labels are
+    the trained model's (each data's own model); with it, `labeller`'s (another data's model).
+    """
     from segmentation import pipeline, tables
     from segmentation.sampling import driver_sample
 
-    pipeline.run_features(spark, cfg, run_date)
-    trained = pipeline.run_train(spark, cfg, run_date)
-    features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
+    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+    if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
+        pipeline.run_features(spark, cfg, run_date)
+    features = tables.read_run(spark, features_ref, run_date)
     sample = driver_sample(features, FEATURE_COLUMNS, cfg.train.sample.max_rows, cfg.train.sample.seed)
-    labels = winner_labels(sample, cfg, trained["metrics"]["winner"])
+    if labeller is None:
+        trained = pipeline.run_train(spark, cfg, run_date)
+        labels, labeller = winner_labeller(sample, cfg, trained["metrics"]["winner"])
+    else:
+        labels = labeller(sample)
     X = sample[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
     figures = measure(NOTEBOOK, cfg.train.forest, X, labels, X[:1000], repeats=1)
-    return Hardness(rows=len(X), segments=len(np.unique(labels)), macro_f1=figures.macro_f1, kib=figures.kib)
+    return Hardness(rows=len(X), segments=len(np.unique(labels)), macro_f1=figures.macro_f1, kib=figures.kib), labeller
 
 
 def within_targets(real: Hardness, generated: Hardness) -> tuple[bool, bool]:

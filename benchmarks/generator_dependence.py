@@ -29,7 +29,7 @@ from segmentation import generator
 from segmentation.schema import ID_COLUMN
 
 EIGEN_FLOOR = 0.02
-DECIMALS = 3
+DECIMALS = 2
 
 
 def activity_code(one_off, instalments, cash_advance):
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, matrix in fit(real).items():
         print(f'    "{name}": (')
         for row in matrix:
-            print("        (" + ", ".join(f"{v + 0.0:6.3f}".replace("-0.000", " 0.000") for v in row) + "),")
+            print("        (" + ", ".join(f"{v + 0.0:5.2f}".replace("-0.00", " 0.00") for v in row) + "),")
         print("    ),")
     print("}")
 

@@ -179,8 +179,8 @@ def test_generated_customers_are_as_hard_to_segment_as_the_real_ones(spark, tmp_
 
     generated_path = tmp_path / "generated.parquet"
     write_customers(generate_customers(spark, 9_000, 42), str(generated_path), "parquet")
-    real = forests.hardness(spark, config(BUNDLED_CSV, tmp_path / "real"), dt.date(2026, 1, 1))
-    generated = forests.hardness(spark, config(generated_path, tmp_path / "generated"), dt.date(2026, 1, 1))
+    real, _ = forests.hardness(spark, config(BUNDLED_CSV, tmp_path / "real"), dt.date(2026, 1, 1))
+    generated, _ = forests.hardness(spark, config(generated_path, tmp_path / "generated"), dt.date(2026, 1, 1))
     f1_close, size_close = forests.within_targets(real, generated)
     assert f1_close, (real, generated)
     assert size_close, (real, generated)
