@@ -7,6 +7,7 @@ own, so it has a small main of its own instead of `common.main`, whose `run` see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -20,6 +21,21 @@ from segmentation.generator import ROWS_PER_PARTITION, WRITE_FORMATS, generate_c
 # without whole-stage codegen instead: 1M rows in about 11 s rather than 27 s on 2 cores.
 HUGE_METHOD_LIMIT_KEY = "spark.sql.codegen.hugeMethodLimit"
 HUGE_METHOD_LIMIT = "8000"
+
+
+@contextlib.contextmanager
+def compiled_for_generation(spark):
+    """The session with the generator's codegen limit for the block, then its own setting back
+    (a reused session: tests, notebooks, the benchmark)."""
+    previous = spark.conf.get(HUGE_METHOD_LIMIT_KEY, None)
+    spark.conf.set(HUGE_METHOD_LIMIT_KEY, HUGE_METHOD_LIMIT)
+    try:
+        yield spark
+    finally:
+        if previous is None:
+            spark.conf.unset(HUGE_METHOD_LIMIT_KEY)
+        else:
+            spark.conf.set(HUGE_METHOD_LIMIT_KEY, previous)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,19 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, _ = common.load(args)
         spark = common.spark_session(cfg)
-        previous = spark.conf.get(HUGE_METHOD_LIMIT_KEY, None)
-        spark.conf.set(HUGE_METHOD_LIMIT_KEY, HUGE_METHOD_LIMIT)
-        try:
-            with logs.step(logs.get("generate"), "generate customers") as s:
-                write_customers(generate_customers(spark, args.rows, args.seed, args.partitions), output, args.format)
-                s.rows = written = spark.read.format(args.format).load(output).count()
-                s.detail = f"seed={args.seed} format={args.format} output={output}"
-        finally:
-            # A reused session (tests, notebooks) gets its setting back.
-            if previous is None:
-                spark.conf.unset(HUGE_METHOD_LIMIT_KEY)
-            else:
-                spark.conf.set(HUGE_METHOD_LIMIT_KEY, previous)
+        with compiled_for_generation(spark), logs.step(logs.get("generate"), "generate customers") as s:
+            write_customers(generate_customers(spark, args.rows, args.seed, args.partitions), output, args.format)
+            s.rows = written = spark.read.format(args.format).load(output).count()
+            s.detail = f"seed={args.seed} format={args.format} output={output}"
         if written != args.rows:
             raise AccountingError(f"generate: asked for {args.rows} rows but {output} holds {written}")
     except SegmentationError as exc:
