@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
@@ -40,10 +40,30 @@ def select_raw_columns(df: DataFrame) -> DataFrame:
     )
 
 
-def median_expr(column: str, method: str, accuracy: int) -> Column:
+def median_expr(column: str | Column, method: str, accuracy: int) -> Column:
+    c = F.col(column) if isinstance(column, str) else column
     if method == "exact":
-        return F.percentile(F.col(column), F.lit(0.5))
-    return F.percentile_approx(F.col(column), 0.5, accuracy)
+        return F.percentile(c, F.lit(0.5))
+    return F.percentile_approx(c, 0.5, accuracy)
+
+
+def imputation_aggregates(columns: list[str], method: str, accuracy: int, where: Column) -> list[Column]:
+    """The median of each column's non-null values and its count of nulls, over the rows `where`
+    holds: aggregates to compute alongside a table's other counts, in the same pass."""
+    aggs = []
+    for c in columns:
+        aggs.append(median_expr(F.when(where, F.col(c)), method, accuracy).alias(f"median:{c}"))
+        aggs.append(F.count_if(where & F.col(c).isNull()).alias(f"missing:{c}"))
+    return aggs
+
+
+def read_imputation(row: Row, columns: list[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """The medians and null counts out of the row `imputation_aggregates` computed."""
+    values = {c: row[f"median:{c}"] for c in columns}
+    empty = [c for c, v in values.items() if v is None]
+    if empty:
+        raise InputError(f"cannot impute {', '.join(empty)}: the column has no non-null value")
+    return {c: float(v) for c, v in values.items()}, {c: int(row[f"missing:{c}"] or 0) for c in columns}
 
 
 def compute_medians(
@@ -52,12 +72,8 @@ def compute_medians(
     """One Spark pass over the full table; returns {column: median of its non-null values}."""
     if not columns:
         return {}
-    row = df.agg(*[median_expr(c, method, accuracy).alias(c) for c in columns]).first()
-    values = {c: row[c] for c in columns}
-    empty = [c for c, v in values.items() if v is None]
-    if empty:
-        raise InputError(f"cannot impute {', '.join(empty)}: the column has no non-null value")
-    return {c: float(v) for c, v in values.items()}
+    row = df.agg(*imputation_aggregates(columns, method, accuracy, F.lit(True))).first()
+    return read_imputation(row, columns)[0]
 
 
 def count_missing(df: DataFrame, columns: list[str]) -> dict[str, int]:

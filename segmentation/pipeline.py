@@ -19,7 +19,7 @@ from pyspark.sql.types import (
 
 from segmentation import bundle as model_store
 from segmentation import contract, downstream, logs, registry, runs, scoring, tables, training
-from segmentation.cleaning import compute_medians, count_missing, fill_missing, select_raw_columns
+from segmentation.cleaning import fill_missing, imputation_aggregates, read_imputation, select_raw_columns
 from segmentation.config import Config
 from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, ModelError
 from segmentation.features import add_features
@@ -60,49 +60,49 @@ def run_features(
     source, imp = cfg.input.source, cfg.imputation
     with logs.step(log, "read and check input") as s:
         raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format))
-        # Persisted: the counts, the medians and both writes read the checked rows once.
-        checked = contract.check_rows(raw, cfg.contract, nullable=imp.columns).persist()
+        checked = contract.check_rows(raw, cfg.contract, nullable=imp.columns)
+        kept = F.size(contract.REASONS) == 0
+        # One pass: the counts, and the medians and gaps of the rows that keep the contract. The
+        # writes below check the input again instead of keeping every checked row (a persist at
+        # scale spills them all to disk and reads them back, dearer than the rules themselves).
         totals = checked.agg(
-            F.count(F.lit(1)).alias("rows"), F.sum((F.size(contract.REASONS) > 0).cast("long")).alias("bad")
+            F.count(F.lit(1)).alias("rows"), F.count_if(~kept).alias("bad"),
+            *imputation_aggregates(imp.columns, imp.method, imp.accuracy, kept),
         ).first()
         rows_read, rows_bad = int(totals["rows"]), int(totals["bad"] or 0)
         progress["rows_read"] = s.rows = rows_read
         s.detail = f"source={source} breaking_contract={rows_bad}"
-    try:
-        if rows_read == 0:
-            raise InputError(f"input {source} has no rows")
-        contract.check_share(rows_read, rows_bad, cfg.contract.max_quarantine_share, source)
-        good = checked.where(F.size(contract.REASONS) == 0).drop(contract.REASONS, CORRUPT_COLUMN)
-        with logs.step(log, "compute medians") as s:
-            medians = compute_medians(good, imp.columns, imp.method, imp.accuracy)
-            missing = count_missing(good, imp.columns)
-            s.detail = f"method={imp.method} " + " ".join(f"{c}={v:.6g}" for c, v in medians.items())
-        with logs.step(log, "write quarantine") as s:
-            bad = checked.where(F.size(contract.REASONS) > 0).select(
-                F.lit(run_date).alias(RUN_DATE),
-                F.lit(source).alias("source"),
-                F.col(ID_COLUMN),
-                contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]).alias("raw"),
-                F.col(contract.REASONS).alias("reasons"),
-                F.current_timestamp().alias("quarantined_at"),
-            )
-            tables.replace_run(bad, quarantine_ref, run_date, tag=tag)
-            s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
-            progress["rows_quarantined"] = rows_quarantined
-            s.detail = f"table={quarantine_ref}"
-        with logs.step(log, "write features") as s:
-            features = (
-                good.transform(fill_missing, medians)
-                .transform(add_features, cfg.features.ratio_epsilon)
-                .withColumn(RUN_DATE, F.lit(run_date))
-            )
-            # No reader filters on feature values: the table keeps row counts, not column statistics.
-            tables.replace_run(features, features_ref, run_date, stats_columns=[], tag=tag)
-            s.rows = rows_written = tables.written_rows(spark, features_ref, run_date, tag)
-            progress["rows_written"] = rows_written
-            s.detail = f"table={features_ref}"
-    finally:
-        checked.unpersist()
+    if rows_read == 0:
+        raise InputError(f"input {source} has no rows")
+    contract.check_share(rows_read, rows_bad, cfg.contract.max_quarantine_share, source)
+    medians, missing = read_imputation(totals, imp.columns)
+    log.info("medians: method=%s %s", imp.method, " ".join(f"{c}={v:.6g}" for c, v in medians.items()))
+    with logs.step(log, "write quarantine") as s:
+        bad = checked.where(~kept).select(
+            F.lit(run_date).alias(RUN_DATE),
+            F.lit(source).alias("source"),
+            F.col(ID_COLUMN),
+            contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]).alias("raw"),
+            F.col(contract.REASONS).alias("reasons"),
+            F.current_timestamp().alias("quarantined_at"),
+        )
+        # A clean night empties its quarantine partition without reading the input again.
+        tables.replace_run(bad if rows_bad else bad.limit(0), quarantine_ref, run_date, tag=tag)
+        s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
+        progress["rows_quarantined"] = rows_quarantined
+        s.detail = f"table={quarantine_ref}"
+    with logs.step(log, "write features") as s:
+        features = (
+            checked.where(kept).drop(contract.REASONS, CORRUPT_COLUMN)
+            .transform(fill_missing, medians)
+            .transform(add_features, cfg.features.ratio_epsilon)
+            .withColumn(RUN_DATE, F.lit(run_date))
+        )
+        # No reader filters on feature values: the table keeps row counts, not column statistics.
+        tables.replace_run(features, features_ref, run_date, stats_columns=[], tag=tag)
+        s.rows = rows_written = tables.written_rows(spark, features_ref, run_date, tag)
+        progress["rows_written"] = rows_written
+        s.detail = f"table={features_ref}"
     with logs.step(log, "write imputation values") as s:
         rows = [(run_date, c, v, imp.method, missing[c]) for c, v in medians.items()]
         tables.replace_run(

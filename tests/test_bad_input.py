@@ -87,6 +87,15 @@ def test_bad_rows_are_quarantined_with_their_reasons(spark, tmp_path, lake):
     assert _read(spark, lake_dir, "quarantine").count() == len(quarantine)
     assert len(_runs(spark, lake_dir)) == 2
 
+    # Upstream fixes the file and the night is run again: its quarantine partition is emptied
+    # (a clean night writes it without reading the input a second time) and the features replaced.
+    clean = _write(tmp_path / "fixed.csv", GOOD_LINES)
+    assert features_job.main([*args[:2], "--input", str(clean), *args[4:]]) == 0
+    assert _read(spark, lake_dir, "quarantine").count() == 0
+    assert _read(spark, lake_dir, "features").count() == len(GOOD_LINES)
+    last = _runs(spark, lake_dir)[-1]
+    assert (last.rows_read, last.rows_written, last.rows_quarantined) == (len(GOOD_LINES), len(GOOD_LINES), 0)
+
 
 def test_spreadsheet_exports_reordered_and_extra_columns_read_by_name(spark, tmp_path, lake):
     frame = pd.read_csv(io.StringIO("\n".join([HEADER, *GOOD_LINES[:50]])), dtype=str)
