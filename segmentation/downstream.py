@@ -26,8 +26,11 @@ def features_drift(spark: SparkSession, cfg: Config, model: ModelBundle, feature
 
 
 def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, model: ModelBundle,
-            features: DataFrame) -> dict[str, Any]:
-    """After `segments` holds the night: segment_shares, segments_current, segment_migrations, drift."""
+            features: DataFrame, psis: dict[str, float] | None = None) -> dict[str, Any]:
+    """After `segments` holds the night: segment_shares, segments_current, segment_migrations, drift.
+
+    `psis`: the features' PSI when the scoring pass measured it; else it is measured here.
+    """
     log = logs.get("score")
     t = cfg.tables
     segments_ref = tables.table_ref(t, t.segments)
@@ -45,7 +48,9 @@ def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, model: ModelBun
         tables.replace_run(migrations(night, before, run_date, previous_date), refs["segment_migrations"], run_date)
         s.rows = tables.read_run(spark, refs["segment_migrations"], run_date).count()
     with logs.step(log, "measure drift") as s:
-        psis = features_drift(spark, cfg, model, features)
+        counted_by = "score" if psis is not None else "aggregate"
+        if psis is None:
+            psis = features_drift(spark, cfg, model, features)
         changes = {}
         if previous_date is not None:
             shares = tables.read_delta(spark, refs["segment_shares"]).where(
@@ -61,7 +66,7 @@ def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, model: ModelBun
         flagged = [f"{r[2]}:{r[3]}={r[4]:.3f}" for r in records if r[6]]
         status = DRIFT if flagged else OK
         s.rows = len(records)
-        s.detail = f"status={status} max_psi={max(psis.values(), default=0):.3f} " + (
+        s.detail = f"status={status} bins_counted_by={counted_by} max_psi={max(psis.values(), default=0):.3f} " + (
             f"max_share_change={max((abs(v) for v in changes.values()), default=0):.2f}pts")
     if flagged:
         log.warning("DRIFT on %s against model %s: %s", run_date, model.version, ", ".join(flagged))

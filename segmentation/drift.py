@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark import AccumulatorParam
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DateType, DoubleType, StringType, StructField, StructType
@@ -65,7 +66,7 @@ def _bin_counts(column: str, edges: list[float]) -> list:
     """
     c = F.col(column)
     if not edges:
-        return [F.count(F.lit(1))]
+        return [F.count(c)]
     return [*[F.count_if(c <= F.lit(e)) for e in edges], F.count_if(c > F.lit(edges[-1]))]
 
 
@@ -75,14 +76,57 @@ def feature_psi(features: DataFrame, ref: dict[str, dict[str, list[float]]]) -> 
     for c, r in ref.items():
         aggs += [agg.alias(f"{c}__{i}") for i, agg in enumerate(_bin_counts(c, r["edges"]))]
     row = features.agg(*aggs).first().asDict()
-    rows = row.pop("_rows") or 0
-    result = {}
+    counts = {ROWS: np.array([row.pop("_rows") or 0])}
     for c, r in ref.items():
         cumulative = [row[f"{c}__{i}"] or 0 for i in range(len(r["edges"]) + 1)]
         # Bin i is (edges[i-1], edges[i]]: the cumulative counts' differences, then the rows above.
-        counts = np.array([*np.diff(cumulative[:-1], prepend=0), cumulative[-1]], dtype=float)
-        result[c] = psi(counts / rows if rows else counts, np.array(r["shares"]))
-    return result
+        counts[c] = np.array([*np.diff(cumulative[:-1], prepend=0), cumulative[-1]])
+    return psi_of_counts(counts, ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same bins counted by the scoring pass itself: its Python workers already hold every feature
+# value of every row, so numpy counts them per batch into an accumulator and the night's PSI
+# needs no pass of its own (a Spark aggregate of ~170 conditional counts ran at ~700k rows/s).
+
+ROWS = "_rows"
+
+
+def zero_counts(ref: dict[str, dict[str, list[float]]]) -> dict[str, np.ndarray]:
+    return {ROWS: np.zeros(1, dtype=np.int64), **{c: np.zeros(len(r["edges"]) + 1, dtype=np.int64)
+                                                   for c, r in ref.items()}}
+
+
+def batch_counts(batch, ref: dict[str, dict[str, list[float]]]) -> dict[str, np.ndarray]:
+    """Rows per bin of each referenced feature in one Arrow batch, binned as `feature_psi` bins:
+    the first edge a value is <= to, NaN above every edge, nulls in no bin."""
+    out = {ROWS: np.array([batch.num_rows], dtype=np.int64)}
+    for c, r in ref.items():
+        column = batch.column(c)
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if column.null_count:
+            values = values[~column.is_null().to_numpy(zero_copy_only=False)]
+        edges = np.asarray(r["edges"], dtype=np.float64)
+        out[c] = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    return out
+
+
+class BinCounts(AccumulatorParam):
+    """Adds `batch_counts` results bin by bin (a Spark accumulator's arithmetic)."""
+
+    def zero(self, value: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.zeros_like(v) for k, v in value.items()}
+
+    def addInPlace(self, value1: dict[str, np.ndarray], value2: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for k, v in value2.items():
+            value1[k] = value1[k] + v if k in value1 else v
+        return value1
+
+
+def psi_of_counts(counts: dict[str, np.ndarray], ref: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    rows = int(counts[ROWS][0])
+    return {c: psi(counts[c] / rows if rows else counts[c].astype(float), np.array(r["shares"]))
+            for c, r in ref.items()}
 
 
 def share_changes(tonight: dict[int, float], previous: dict[int, float]) -> dict[int, float]:

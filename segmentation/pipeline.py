@@ -18,7 +18,7 @@ from pyspark.sql.types import (
 )
 
 from segmentation import bundle as model_store
-from segmentation import contract, downstream, logs, registry, runs, scoring, tables, training
+from segmentation import contract, downstream, drift, logs, registry, runs, scoring, tables, training
 from segmentation.cleaning import fill_missing, imputation_aggregates, read_imputation, select_raw_columns
 from segmentation.config import Config
 from segmentation.errors import AccountingError, FeaturesNotFoundError, InputError, ModelError
@@ -173,7 +173,10 @@ def run_score(
         # The features are read once: the write counts them on the way (an observed metric).
         seen = Observation("features read by score")
         observed = features.observe(seen, F.count(F.lit(1)).alias("rows"))
-        segments = _score(observed, model, run_date, runs.utc_now())
+        # The drift bins are counted on the way too; a Spark aggregate measures them if not.
+        reference = model.drift_reference
+        counts = spark.sparkContext.accumulator(drift.zero_counts(reference), drift.BinCounts()) if reference else None
+        segments = _score(observed, model, run_date, runs.utc_now(), counts)
         try:
             with scoring.executor_errors():
                 tables.replace_run(segments, segments_ref, run_date, stats_columns=SEGMENTS_STATS_COLUMNS, tag=tag)
@@ -195,7 +198,11 @@ def run_score(
             f"score: {rows_in} customers in features but {rows_out} rows in segments; "
             f"{run_date}'s segments were put back as they were before this run"
         )
-    after = downstream.refresh(spark, cfg, run_date, model, features)
+    # An accumulator counts a task once however often it ran, but only if the write ran it once
+    # per partition: anything but one count per row read is set aside.
+    psis = drift.psi_of_counts(counts.value, reference) if (
+        counts is not None and int(counts.value[drift.ROWS][0]) == rows_in) else None
+    after = downstream.refresh(spark, cfg, run_date, model, features, psis)
     progress["drift_status"] = after["drift_status"]
     return {
         "rows_read": rows_in,
@@ -215,8 +222,8 @@ def _count_or_none(df) -> int | None:
         return None
 
 
-def _score(features, model, run_date, scored_at):
-    return scoring.score(features, model, run_date, scored_at)
+def _score(features, model, run_date, scored_at, drift_counts=None):
+    return scoring.score(features, model, run_date, scored_at, drift_counts)
 
 
 def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str) -> bool:

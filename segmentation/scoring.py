@@ -14,9 +14,11 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+from pyspark import Accumulator
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from segmentation import drift
 from segmentation.bundle import ModelBundle, check_libraries
 from segmentation.errors import NonFiniteFeatureError, SegmentationError, from_executor
 from segmentation.schema import ID_COLUMN, RUN_DATE
@@ -78,8 +80,15 @@ def score_batch(model: ModelBundle, batch: pa.RecordBatch, columns: list[str]) -
     )
 
 
-def score(features: DataFrame, bundle: ModelBundle, run_date: dt.date, scored_at: dt.datetime) -> DataFrame:
-    """One row per customer of `features`: segment id, name and confidence, stamped with the run."""
+def score(
+    features: DataFrame, bundle: ModelBundle, run_date: dt.date, scored_at: dt.datetime,
+    drift_counts: Accumulator | None = None,
+) -> DataFrame:
+    """One row per customer of `features`: segment id, name and confidence, stamped with the run.
+
+    With `drift_counts` (an accumulator of `drift.BinCounts`), the workers also count each
+    feature's rows per drift bin of the bundle's reference as the batches go by.
+    """
     spark = features.sparkSession
     # The bundle travels once per executor as a broadcast, not inside every task's closure.
     payload = spark.sparkContext.broadcast(pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
@@ -87,10 +96,15 @@ def score(features: DataFrame, bundle: ModelBundle, run_date: dt.date, scored_at
     columns = list(bundle.feature_columns)
     recorded = dict(bundle.library_versions)
 
+    reference = bundle.drift_reference if drift_counts is not None else None
+
     def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _worker_model(version, payload, recorded)
         for batch in batches:
-            yield score_batch(model, batch, columns)
+            scored = score_batch(model, batch, columns)  # refuses a non-finite value before it is counted
+            if reference:
+                drift_counts.add(drift.batch_counts(batch, reference))
+            yield scored
 
     # Names are a lookup the JVM does per row; only ids and confidences cross from Python.
     names = F.create_map(*[F.lit(x) for k, v in sorted(bundle.segment_names.items()) for x in (int(k), v)])

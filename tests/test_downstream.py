@@ -14,6 +14,7 @@ from conftest import BUNDLED_CSV, PROJECT
 from jobs import nightly as nightly_job
 from jobs import train as train_job
 from segmentation import bundle as model_store
+from segmentation import drift as drift_measures
 
 SMALL_GRID = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
               "--set", "train.clustering.stability.resamples=0", "--set", "train.explain.report=false"]
@@ -122,6 +123,12 @@ def test_forced_drift_is_flagged_and_unchanged_input_is_not(spark, lake, tmp_pat
     drift = _read(spark, root, "drift").where("run_date = DATE'2026-03-11'").toPandas()
     flagged = set(drift[drift.flagged & (drift.measure == "psi")].name)
     assert {"PURCHASES", "PAYMENTS", "BALANCE"} <= flagged
+    # The scoring pass counted the bins itself: the same PSI as Spark's aggregate over the partition.
+    features = _read(spark, root, "features").where("run_date = DATE'2026-03-11'")
+    reference = model_store.load(str(root / "models"), latest).drift_reference
+    measured = dict(zip(drift[drift.measure == "psi"].name, drift[drift.measure == "psi"].value))
+    assert measured == drift_measures.feature_psi(features, reference)
+    assert any("measure drift" in r.getMessage() and "bins_counted_by=score" in r.getMessage() for r in caplog.records)
     assert not flagged & {"TENURE", "PRC_FULL_PAYMENT", "CASH_ADVANCE_FREQUENCY"}
     assert any(r.levelname == "WARNING" and "DRIFT" in r.getMessage() for r in caplog.records)
     assert model_store.latest(str(root / "models")) == latest  # flagged, but not asked to retrain
