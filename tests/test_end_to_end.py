@@ -177,6 +177,17 @@ def test_no_passing_candidate_fails_the_run_and_records_why(spark, tmp_path, lak
     assert model_store.latest(str(tmp_path / "lake" / "models")) is None
     (row,) = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates")).collect()
     assert not row.passed and "4 segments outside [3, 3]" in row.reason
+    # The train is still accounted for in MLflow: a FAILED run with the reason and the candidate's
+    # figures, and nothing registered.
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'lake' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED"
+    assert "4 segments outside [3, 3]" in run.data.tags["quality_gate_failure"]
+    assert any(k.startswith("candidate.kmeans") and k.endswith("silhouette") for k in run.data.metrics)
+    assert client.search_registered_models() == []
 
 
 def test_spark_submit_script_runs_the_nightly_job(tmp_path):
