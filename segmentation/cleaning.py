@@ -76,13 +76,5 @@ def compute_medians(
     return read_imputation(row, columns)[0]
 
 
-def count_missing(df: DataFrame, columns: list[str]) -> dict[str, int]:
-    """Nulls per column, the rows imputation is about to fill."""
-    if not columns:
-        return {}
-    row = df.agg(*[F.sum(F.col(c).isNull().cast("long")).alias(c) for c in columns]).first()
-    return {c: int(row[c] or 0) for c in columns}
-
-
 def fill_missing(df: DataFrame, values: Mapping[str, float]) -> DataFrame:
     return df.withColumns({c: F.coalesce(F.col(c), F.lit(float(v))) for c, v in values.items()})

@@ -85,11 +85,6 @@ def rule_conditions(cfg: ContractConfig, nullable: list[str]) -> list[tuple[str,
     return rules
 
 
-def row_rules(cfg: ContractConfig, nullable: list[str]) -> list[Column]:
-    """One column per rule: the rule's name where the row breaks it, else null."""
-    return [_rule(name, broken) for name, broken in rule_conditions(cfg, nullable)]
-
-
 def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataFrame:
     """Adds `_reasons`: every rule the row breaks, duplicates of a CUST_ID included.
 

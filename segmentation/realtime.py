@@ -1,6 +1,6 @@
 """Customers scored one request at a time, without Spark, exactly as the nightly job scores them.
 
-A model server has no JVM: this module redoes the data contract (`contract.row_rules`), the
+A model server has no JVM: this module redoes the data contract (`contract.rule_conditions`), the
 imputation (`cleaning.fill_missing`) and the features (`features.add_features`) on numpy arrays,
 rule for rule and branch for branch, and gives the forest the float32 matrix that
 `scoring.feature_matrix` builds. `tests/test_realtime.py` holds the two implementations to the
@@ -176,12 +176,12 @@ def _ids(column: pd.Series) -> list[str | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The data contract: contract.row_rules and check_rows' duplicates, on arrays
+# The data contract: contract.rule_conditions and check_rows' duplicates, on arrays
 
 
 @lru_cache(maxsize=32)
 def _rule_plan(contract: ContractConfig, nullable: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(rule names in row_rules' order, columns that may not be null, upper bound per share column)."""
+    """(rule names in rule_conditions' order, columns that may not be null, upper bound per share column)."""
     required = [c for c in RAW_NUMERIC_COLUMNS if c not in nullable]
     names = [
         "missing_cust_id",
