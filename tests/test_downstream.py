@@ -157,3 +157,20 @@ def test_a_retrain_with_one_more_segment_keeps_the_ids_and_adds_a_new_one(spark,
         assert bundle.segment_names[segment] == previous.segment_names[segment]
     lineage = _read(spark, root, "segment_lineage").where(F.col("model_version") == bundle.version).toPandas()
     assert set(lineage.relation) >= {"kept", "new"} and set(lineage.previous_model_version) == {previous.version}
+
+
+def test_drift_falls_back_to_spark_when_the_scoring_pass_did_not_count_every_row(spark, lake, monkeypatch, caplog):
+    """Counts that do not add up to the rows read are set aside: the aggregate measures the night."""
+    from segmentation import pipeline
+
+    root, args = lake
+    real_score = pipeline._score
+    monkeypatch.setattr(pipeline, "_score", lambda f, m, d, t, counts=None: real_score(f, m, d, t))  # counts nothing
+    caplog.clear()
+    assert nightly_job.main(["--run-date", "2026-03-20", *args]) == 0
+    assert any("measure drift" in r.getMessage() and "bins_counted_by=aggregate" in r.getMessage()
+               for r in caplog.records)
+    night = _read(spark, root, "drift").where("run_date = DATE'2026-03-20' AND measure = 'psi'").collect()
+    features = _read(spark, root, "features").where("run_date = DATE'2026-03-20'")
+    reference = model_store.load(str(root / "models"), model_store.latest(str(root / "models"))).drift_reference
+    assert len(night) == 25 and {r.name: r.value for r in night} == drift_measures.feature_psi(features, reference)

@@ -66,15 +66,16 @@ def test_the_default_run_date_is_todays_date_in_utc(far_from_utc):
 
 def test_the_configs_spark_settings_are_applied_to_a_reused_session(spark, segmentation_log):
     cfg = load_config(CONF, ["cluster"], [
-        "spark.shuffle_partitions=3",
+        "spark.shuffle_partitions=3", "spark.concurrent_output_writers=2",
         'spark.extra={"spark.sql.ansi.enabled": "false", "spark.sql.warehouse.dir": "/tmp/elsewhere"}',
     ])
     previous = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.session.timeZone",
-                                               "spark.sql.ansi.enabled")}
+                                               "spark.sql.ansi.enabled", "spark.sql.maxConcurrentOutputFileWriters")}
     try:
         spark.conf.set("spark.sql.session.timeZone", "America/New_York")
         assert common.spark_session(cfg) is spark  # the running session, not a new one
         assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+        assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "2"  # writes open files, never sort
         assert spark.conf.get("spark.sql.ansi.enabled") == "false"
         assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
         # A static setting cannot change in a running session: said, not silently dropped.
