@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # Pinned to the versions the tests ran on, so a night's model is reproducible; PyYAML reads
 # conf/*.yaml; matplotlib and seaborn draw the segment report's charts. pyarrow is 25.x, not 26:
@@ -22,15 +22,16 @@ LOCAL_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.1", "mlflow==3.17.2"]
 
 # Playwright drives the system Chromium (`apt-get install chromium`) in the report's browser
 # test; it downloads no browser of its own. databricks-bundles loads the Databricks job
-# resource into its typed `Job`, which rejects unknown and missing fields.
-TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2", "databricks-bundles==1.22.1"]
+# resource into its typed `Job`, which rejects unknown and missing fields. import-linter checks
+# the package's layers (.importlinter): an import in the wrong direction fails the tests.
+TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2", "databricks-bundles==1.22.1", "import-linter==2.17"]
 
 setup(
     name="segmentation",
     version="0.1.0",
     description="Nightly behavioural segmentation of credit-card customers into a Delta table",
     python_requires=">=3.11",  # numpy 2.4 needs 3.11
-    packages=["segmentation", "segmentation.conf", "jobs"],
+    packages=[*find_packages(include=["segmentation", "segmentation.*"]), "segmentation.conf", "jobs"],
     package_dir={"segmentation.conf": "conf"},
     package_data={"segmentation.conf": ["*.yaml", "*.properties"]},
     install_requires=INSTALL_REQUIRES,

@@ -28,11 +28,14 @@ import numpy as np
 
 from benchmarks.forests import F1_TOLERANCE, KIB_TOLERANCE, NOTEBOOK, hardness, measure, winner_labels, within_targets
 from jobs import common
-from segmentation import logs, pipeline, tables
-from segmentation.config import ForestConfig, load_config
-from segmentation.features import FEATURE_COLUMNS
-from segmentation.generator import generate_customers, write_customers
-from segmentation.sampling import driver_sample
+from segmentation.core import logs
+from segmentation.core.columns import FEATURE_COLUMNS
+from segmentation.core.config import ForestConfig, load_config
+from segmentation.features.stage import run_features
+from segmentation.io import tables
+from segmentation.synthetic.generator import generate_customers, write_customers
+from segmentation.train.sampling import driver_sample
+from segmentation.train.stage import run_train
 
 RUN_DATE = dt.date(2026, 1, 1)
 GRID = [(150, None, 1), (100, None, 1), (100, 12, 5), (50, None, 1), (50, 16, 5), (50, 12, 5),
@@ -59,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"input.source={args.input}")
     cfg = load_config(common.find_conf_dir(None), ["local"], overrides)
     spark = common.spark_session(cfg)
-    pipeline.run_features(spark, cfg, RUN_DATE)
-    trained = pipeline.run_train(spark, cfg, RUN_DATE)
+    run_features(spark, cfg, RUN_DATE)
+    trained = run_train(spark, cfg, RUN_DATE)
 
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     sample = driver_sample(tables.read_run(spark, features_ref, RUN_DATE), FEATURE_COLUMNS,

@@ -11,10 +11,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from segmentation import classifier, clustering
-from segmentation.config import Config, ForestConfig
-from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS
-from segmentation.preprocessing import ClusteringSpace, LogScaler
+from segmentation.core.columns import FEATURE_COLUMNS, LOG_COLUMNS
+from segmentation.core.config import Config, ForestConfig
+from segmentation.train import classifier, clustering
+from segmentation.train.preprocessing import ClusteringSpace, LogScaler
 
 # The notebook's forest: 150 trees grown to full depth.
 NOTEBOOK = ForestConfig(n_estimators=150, max_depth=None, min_samples_leaf=1)
@@ -106,8 +106,9 @@ def hardness(spark, cfg: Config, run_date, labeller: Callable | None = None) -> 
     Runs features on the input; then, without `labeller`, the default train, and the labels are
     the trained model's (each data's own model); with it, `labeller`'s (another data's model).
     """
-    from segmentation import pipeline, tables
-    from segmentation.sampling import driver_sample
+    from segmentation import pipeline
+    from segmentation.io import tables
+    from segmentation.train.sampling import driver_sample
 
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():

@@ -13,7 +13,7 @@ buyers 0.69; payments follow purchase counts among mixed buyers (0.59) and not a
 cash-advance-only customers. One correlation pooled over the patterns gives every archetype
 the average, blurring the behaviours that set segments apart.
 
-Prints the matrices for `segmentation.generator.LATENT_CORRELATIONS`, then how far generated
+Prints the matrices for `segmentation.synthetic.generator.LATENT_CORRELATIONS`, then how far generated
 customers' dependence is from the real file's, per archetype (mean absolute difference).
 """
 
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from segmentation import generator
-from segmentation.schema import ID_COLUMN
+from segmentation.core.columns import ID_COLUMN
+from segmentation.synthetic import generator
 
 EIGEN_FLOOR = 0.02
 DECIMALS = 2

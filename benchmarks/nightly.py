@@ -28,13 +28,16 @@ import pyarrow.parquet as pq
 from benchmarks import forests, peers
 from jobs import common
 from jobs.generate import compiled_for_generation
-from segmentation import bundle as model_store
-from segmentation import logs, pipeline, tables
-from segmentation.config import load_config
-from segmentation.features import FEATURE_COLUMNS
-from segmentation.generator import generate_customers, write_customers
-from segmentation.schema import ID_COLUMN
-from segmentation.sampling import driver_sample
+from segmentation.core import logs
+from segmentation.core.columns import FEATURE_COLUMNS, ID_COLUMN
+from segmentation.core.config import load_config
+from segmentation.features.stage import run_features
+from segmentation.io import tables
+from segmentation.model import store
+from segmentation.score.stage import run_score
+from segmentation.synthetic.generator import generate_customers, write_customers
+from segmentation.train.sampling import driver_sample
+from segmentation.train.stage import run_train
 
 RUN_DATE = dt.date(2026, 1, 1)
 
@@ -103,7 +106,7 @@ def score_breakdown(spark, features, bundle, rows: int) -> dict[str, float]:
     read: the feature columns off Parquet; arrow: the same rows through a Python worker and back
     with no forest; forest: the whole scoring expression. The stage adds the Delta write on top.
     """
-    from segmentation.scoring import score
+    from segmentation.score.scoring import score
 
     columns = [ID_COLUMN, *bundle.feature_columns]
 
@@ -159,16 +162,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with compiled_for_generation(spark):  # as the generate job runs it
         timed("generate", lambda: write_customers(generate_customers(spark, args.rows, args.seed), str(source), "parquet"))
-    timed("features", lambda: pipeline.run_features(spark, cfg, RUN_DATE))
+    timed("features", lambda: run_features(spark, cfg, RUN_DATE))
     first_features = stages["features"]
-    timed("features", lambda: pipeline.run_features(spark, cfg, RUN_DATE))  # a re-run: best of two
+    timed("features", lambda: run_features(spark, cfg, RUN_DATE))  # a re-run: best of two
     stages["features"] = min(first_features, stages["features"], key=lambda st: st["seconds"])
-    trained = timed("train", lambda: pipeline.run_train(spark, cfg, RUN_DATE))
-    scored = timed("score", lambda: pipeline.run_score(spark, cfg, RUN_DATE))
+    trained = timed("train", lambda: run_train(spark, cfg, RUN_DATE))
+    scored = timed("score", lambda: run_score(spark, cfg, RUN_DATE))
     driver_peak = _mib_python()
     jvm_peak = _mib_jvm(spark)
 
-    bundle = model_store.load(cfg.tables.models_dir, trained["model_version"])
+    bundle = store.load(cfg.tables.models_dir, trained["model_version"])
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     compared = compare(spark, args.workdir / "peers", source, features_ref, bundle, args.rows, stages, scored)
 

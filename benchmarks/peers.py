@@ -3,7 +3,7 @@
 Every variant reads the same rows and writes a Delta table of the same shape into its own path,
 so their times differ only by what they compute:
 
-- scoring, ours: `segmentation.scoring.score` (the forest broadcast into mapInArrow);
+- scoring, ours: `segmentation.score.scoring.score` (the forest broadcast into mapInArrow);
 - scoring, the peer: the same forest logged as an MLflow scikit-learn model and applied with
   `mlflow.pyfunc.spark_udf` (`predict_proba`, an array result, the argmax in Spark);
 - scoring, the copy floor: the same columns read, the output derived by trivial JVM expressions;
@@ -23,10 +23,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType
 
-from segmentation.bundle import ModelBundle
-from segmentation.features import FEATURE_COLUMNS
-from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
-from segmentation.scoring import score
+from segmentation.core.columns import FEATURE_COLUMNS, ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
+from segmentation.model.store import ModelBundle
+from segmentation.score.scoring import score
 
 SCORED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 

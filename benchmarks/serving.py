@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.core.columns import ID_COLUMN, RAW_NUMERIC_COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUNDLED = PROJECT / "data" / "CC_GENERAL.csv"

@@ -13,10 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from segmentation import logs, runs
-from segmentation.config import Config, load_config, resolve_path
-from segmentation.errors import UNEXPECTED_EXIT_CODE, ArgumentError, ConfigError, SegmentationError
-from segmentation.tables import parse_run_date
+from segmentation.core import logs
+from segmentation.core.config import Config, load_config, resolve_path
+from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, SegmentationError
+from segmentation.io import runs
+from segmentation.io.tables import parse_run_date
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from jobs.common import exit_with, main as run_job
-from segmentation.pipeline import run_features
+from jobs.common import exit_with
+from jobs.common import main as run_job
+from segmentation.features.stage import run_features
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from jobs import common
-from segmentation import logs
-from segmentation.errors import AccountingError, SegmentationError
-from segmentation.generator import ROWS_PER_PARTITION, WRITE_FORMATS, generate_customers, write_customers
+from segmentation.core import logs
+from segmentation.core.errors import AccountingError, SegmentationError
+from segmentation.synthetic.generator import ROWS_PER_PARTITION, WRITE_FORMATS, generate_customers, write_customers
 
 # The generator's columns compile to one Java method over HotSpot's 8,000-byte JIT limit, so with
 # Spark's default limit (64 KB) it runs as interpreted bytecode. At 8,000 Spark evaluates that stage

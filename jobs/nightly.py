@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from jobs.common import exit_with, main as run_job
-from segmentation.pipeline import run_nightly
+from jobs.common import exit_with
+from jobs.common import main as run_job
+from segmentation.nightly import run_nightly
 
 
 def _retrain(parser) -> None:

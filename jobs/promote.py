@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.common import exit_with, main as run_job
-from segmentation import registry
+from jobs.common import exit_with
+from jobs.common import main as run_job
+from segmentation.model import registry
 
 
 def _args(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.common import exit_with, main as run_job
-from segmentation.reporting import run_report
+from jobs.common import exit_with
+from jobs.common import main as run_job
+from segmentation.report.stage import run_report
 
 
 def _args(p: argparse.ArgumentParser) -> None:

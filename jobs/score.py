@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from jobs.common import exit_with, main as run_job
-from segmentation.pipeline import run_score
+from jobs.common import exit_with
+from jobs.common import main as run_job
+from segmentation.score.stage import run_score
 
 
 def main(argv: list[str] | None = None) -> int:

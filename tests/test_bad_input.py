@@ -7,13 +7,13 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV, TEST_SESSION
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, TEST_SESSION
 from jobs import features as features_job
 from jobs import score as score_job
 from jobs import train as train_job
-from segmentation import bundle as model_store
+from segmentation.model import store
 
 RUN_DATE = "2026-03-01"
 HEADER = BUNDLED_CSV.read_text().splitlines()[0]
@@ -179,7 +179,7 @@ def trained(tmp_path_factory, spark):
 
 
 def _tamper(models, how):
-    version = model_store.latest(str(models))
+    version = store.latest(str(models))
     folder = models / version
     if how == "bytes":
         payload = bytearray((folder / "bundle.pkl").read_bytes())
@@ -213,10 +213,10 @@ def test_tampered_or_incompatible_bundle_touches_no_table(spark, trained, how, m
 
 def test_model_that_does_not_match_the_features_is_refused(spark, trained, tmp_path):
     lake_dir, args = trained
-    bundle = model_store.load(str(lake_dir / "models"))
+    bundle = store.load(str(lake_dir / "models"))
     bundle.version = "mismatch-1"
     bundle.feature_columns = [*bundle.feature_columns, "DAYS_SINCE_LAST_PAYMENT"]
-    model_store.save(bundle, str(tmp_path / "models"))
+    store.save(bundle, str(tmp_path / "models"))
     assert score_job.main([*args, "--set", f"tables.models_dir={tmp_path / 'models'}",
                            "--set", "score.model_version=mismatch-1"]) == 4
     assert "DAYS_SINCE_LAST_PAYMENT" in _runs(spark, lake_dir)[-1].error

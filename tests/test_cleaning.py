@@ -1,9 +1,9 @@
 import pytest
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from segmentation.cleaning import compute_medians, fill_missing, select_raw_columns
-from segmentation.errors import InputError
-from segmentation.schema import RAW_NUMERIC_COLUMNS
+from segmentation.core.columns import RAW_NUMERIC_COLUMNS
+from segmentation.core.errors import InputError
+from segmentation.features.cleaning import compute_medians, fill_missing, select_raw_columns
 
 SMALL = StructType(
     [

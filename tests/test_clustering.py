@@ -3,9 +3,16 @@
 import numpy as np
 import pytest
 
-from segmentation import clustering
-from segmentation.config import ClusteringConfig, DBSCANConfig, GMMConfig, GuardrailsConfig, KMeansConfig, StabilityConfig
-from segmentation.errors import TrainingError
+from segmentation.core.config import (
+    ClusteringConfig,
+    DBSCANConfig,
+    GMMConfig,
+    GuardrailsConfig,
+    KMeansConfig,
+    StabilityConfig,
+)
+from segmentation.core.errors import TrainingError
+from segmentation.train import clustering
 
 RAILS = GuardrailsConfig(enabled=True, min_segments=3, max_segments=8, min_segment_share=0.02, max_noise_share=0.10)
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from segmentation.config import Config, load_config
-from segmentation.errors import ConfigError
+from segmentation.core.config import Config, load_config
+from segmentation.core.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -88,7 +88,7 @@ def test_values_out_of_range_are_refused_at_load_naming_the_key(override, messag
 
 
 def test_ranges_name_real_keys_and_the_shipped_profiles_keep_them():
-    from segmentation.config import CHOICES, RANGES, value_at
+    from segmentation.core.config import CHOICES, RANGES, value_at
 
     cfg = Config()
     for key in [*RANGES, *CHOICES]:

@@ -4,10 +4,10 @@ import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
-from segmentation import contract
-from segmentation.config import ContractConfig
-from segmentation.contract import FLOAT32_MAX, check_rows
-from segmentation.schema import RAW_NUMERIC_COLUMNS
+from segmentation.core.columns import RAW_NUMERIC_COLUMNS
+from segmentation.core.config import ContractConfig
+from segmentation.features import contract
+from segmentation.features.contract import FLOAT32_MAX, check_rows
 
 SCHEMA = StructType([StructField("CUST_ID", StringType())] + [StructField(c, DoubleType()) for c in RAW_NUMERIC_COLUMNS])
 NULLABLE = ["MINIMUM_PAYMENTS", "CREDIT_LIMIT"]

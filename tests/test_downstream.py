@@ -7,14 +7,14 @@ import re
 
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV, PROJECT
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, PROJECT
 from jobs import nightly as nightly_job
 from jobs import train as train_job
-from segmentation import bundle as model_store
-from segmentation import drift as drift_measures
+from segmentation.downstream import drift as drift_measures
+from segmentation.model import store
 
 SMALL_GRID = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
               "--set", "train.clustering.stability.resamples=0", "--set", "train.explain.report=false"]
@@ -104,13 +104,13 @@ def test_segments_current_change_feed_and_migrations_over_two_nights(spark, lake
 
 def test_forced_drift_is_flagged_and_unchanged_input_is_not(spark, lake, tmp_path, caplog):
     root, args = lake
-    latest = model_store.latest(str(root / "models"))
+    latest = store.latest(str(root / "models"))
     # Unchanged input with --retrain-on-drift: no flag and no retrain.
     assert nightly_job.main(["--run-date", "2026-03-10", "--retrain-on-drift", *args]) == 0
     drift = _read(spark, root, "drift").where("run_date = DATE'2026-03-10'").toPandas()
     psi = drift[drift.measure == "psi"]
     assert len(psi) == 25 and not drift.flagged.any() and psi.value.max() < 0.05
-    assert model_store.latest(str(root / "models")) == latest
+    assert store.latest(str(root / "models")) == latest
 
     def shifted(f):
         f[MONEY] = f[MONEY] * 3
@@ -125,28 +125,28 @@ def test_forced_drift_is_flagged_and_unchanged_input_is_not(spark, lake, tmp_pat
     assert {"PURCHASES", "PAYMENTS", "BALANCE"} <= flagged
     # The scoring pass counted the bins itself: the same PSI as Spark's aggregate over the partition.
     features = _read(spark, root, "features").where("run_date = DATE'2026-03-11'")
-    reference = model_store.load(str(root / "models"), latest).drift_reference
+    reference = store.load(str(root / "models"), latest).drift_reference
     measured = dict(zip(drift[drift.measure == "psi"].name, drift[drift.measure == "psi"].value))
     assert measured == drift_measures.feature_psi(features, reference)
     assert any("measure drift" in r.getMessage() and "bins_counted_by=score" in r.getMessage() for r in caplog.records)
     assert not flagged & {"TENURE", "PRC_FULL_PAYMENT", "CASH_ADVANCE_FREQUENCY"}
     assert any(r.levelname == "WARNING" and "DRIFT" in r.getMessage() for r in caplog.records)
-    assert model_store.latest(str(root / "models")) == latest  # flagged, but not asked to retrain
+    assert store.latest(str(root / "models")) == latest  # flagged, but not asked to retrain
     status = {str(r.run_date): r.drift_status for r in _read(spark, root, "runs").where(
         "job = 'nightly' AND status = 'SUCCEEDED' AND run_date IN (DATE'2026-03-10', DATE'2026-03-11')").collect()}
     assert status == {"2026-03-10": "ok", "2026-03-11": "drift"}
 
     # Asked to retrain on drift, the shifted night trains a new model before scoring.
     assert nightly_job.main(["--run-date", "2026-03-12", "--input", str(csv), "--retrain-on-drift", *args]) == 0
-    assert model_store.latest(str(root / "models")) != latest
+    assert store.latest(str(root / "models")) != latest
 
 
 def test_a_retrain_with_one_more_segment_keeps_the_ids_and_adds_a_new_one(spark, lake):
     root, args = lake
-    previous = model_store.load(str(root / "models"))
+    previous = store.load(str(root / "models"))
     five = [*args, "--set", "train.clustering.kmeans.k=[5]", "--set", "train.clustering.guardrails.max_segments=8"]
     assert train_job.main(["--run-date", "2026-03-01", *five]) == 0
-    bundle = model_store.load(str(root / "models"))
+    bundle = store.load(str(root / "models"))
     assert len(bundle.classes) == 5 and bundle.version != previous.version
     kept = {e["segment_ids"][0] for e in bundle.lineage if e["relation"] == "kept"}
     new = [e for e in bundle.lineage if e["relation"] == "new"]
@@ -161,16 +161,16 @@ def test_a_retrain_with_one_more_segment_keeps_the_ids_and_adds_a_new_one(spark,
 
 def test_drift_falls_back_to_spark_when_the_scoring_pass_did_not_count_every_row(spark, lake, monkeypatch, caplog):
     """Counts that do not add up to the rows read are set aside: the aggregate measures the night."""
-    from segmentation import pipeline
+    from segmentation.score import stage as score_stage
 
     root, args = lake
-    real_score = pipeline._score
-    monkeypatch.setattr(pipeline, "_score", lambda f, m, d, t, counts=None: real_score(f, m, d, t))  # counts nothing
+    real_score = score_stage._score
+    monkeypatch.setattr(score_stage, "_score", lambda f, m, d, t, counts=None: real_score(f, m, d, t))  # counts nothing
     caplog.clear()
     assert nightly_job.main(["--run-date", "2026-03-20", *args]) == 0
     assert any("measure drift" in r.getMessage() and "bins_counted_by=aggregate" in r.getMessage()
                for r in caplog.records)
     night = _read(spark, root, "drift").where("run_date = DATE'2026-03-20' AND measure = 'psi'").collect()
     features = _read(spark, root, "features").where("run_date = DATE'2026-03-20'")
-    reference = model_store.load(str(root / "models"), model_store.latest(str(root / "models"))).drift_reference
+    reference = store.load(str(root / "models"), store.latest(str(root / "models"))).drift_reference
     assert len(night) == 25 and {r.name: r.value for r in night} == drift_measures.feature_psi(features, reference)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql.types import DoubleType, StructField, StructType
 
-from segmentation import drift
+from segmentation.downstream import drift
 
 SCHEMA = StructType([StructField("A", DoubleType(), True), StructField("B", DoubleType(), True),
                      StructField("C", DoubleType(), True)])

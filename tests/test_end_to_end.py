@@ -6,15 +6,15 @@ import subprocess
 
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV, PROJECT
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, PROJECT
 from jobs import features as features_job
 from jobs import nightly as nightly_job
 from jobs import report as report_job
 from jobs import score as score_job
 from jobs import train as train_job
-from segmentation import bundle as model_store
+from segmentation.model import store
 
 RUN_DATE = "2026-01-15"
 
@@ -35,7 +35,7 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     assert segments.select("CUST_ID").distinct().count() == 8950
     assert set(r.CUST_ID for r in segments.select("CUST_ID").collect()) == set(ids)
 
-    bundle = model_store.load(str(tmp_path / "lake" / "models"))
+    bundle = store.load(str(tmp_path / "lake" / "models"))
     found = {r.segment_id for r in segments.select("segment_id").distinct().collect()}
     assert found <= set(bundle.classes) and len(found) >= 2
     stats = segments.agg(F.min("segment_confidence").alias("lo"), F.max("segment_confidence").alias("hi")).first()
@@ -86,7 +86,7 @@ def test_jobs_write_one_segment_per_customer_and_rerun_replaces(spark, tmp_path,
     after = dict(_segments(spark, tmp_path / "lake").select("CUST_ID", "segment_id").toPandas().itertuples(index=False))
     kept = sum(before[c] == after[c] for c in before) / len(before)
     assert kept >= 0.95, kept
-    assert model_store.load(str(tmp_path / "lake" / "models")).version != bundle.version
+    assert store.load(str(tmp_path / "lake" / "models")).version != bundle.version
 
     # Last, as it skips when no browser is installed: the real report opens cleanly in Chromium.
     from test_report_browser import check_report_in_browser
@@ -111,7 +111,7 @@ def _check_behavioural_segments(spark, lake_dir, bundle, metrics):
     assert sizes["size"].sum() == metrics["sample_rows"]
 
     # Personas: the traits each name claims hold in raw units, and at least 4 families are covered.
-    from segmentation import personas
+    from segmentation.train import personas
 
     built = personas.build(bundle.profiles)
     assert {k: p.name for k, p in built.items() if k in bundle.classes} == bundle.segment_names
@@ -162,11 +162,11 @@ def test_a_poor_surrogate_leaves_no_usable_model(spark, tmp_path, lake):
     args = ["--run-date", RUN_DATE, *lake, *SMALL_GRID, "--set", "train.forest.min_macro_f1=1.01"]
     assert train_job.main(args) == 5  # TrainingError
     models = tmp_path / "lake" / "models"
-    assert model_store.latest(str(models)) is None  # never became LATEST
+    assert store.latest(str(models)) is None  # never became LATEST
     (kept,) = [p for p in models.iterdir() if p.is_dir()]
     assert json.loads((kept / "manifest.json").read_text())["usable"] is False
     with pytest.raises(Exception, match="not usable"):
-        model_store.load(str(models), kept.name)
+        store.load(str(models), kept.name)
     candidates = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates"))
     assert [r.model_usable for r in candidates.collect()] == [False]
 
@@ -174,7 +174,7 @@ def test_a_poor_surrogate_leaves_no_usable_model(spark, tmp_path, lake):
 def test_no_passing_candidate_fails_the_run_and_records_why(spark, tmp_path, lake):
     args = ["--run-date", RUN_DATE, *lake, *SMALL_GRID, "--set", "train.clustering.guardrails.max_segments=3"]
     assert train_job.main(args) == 5
-    assert model_store.latest(str(tmp_path / "lake" / "models")) is None
+    assert store.latest(str(tmp_path / "lake" / "models")) is None
     (row,) = spark.read.format("delta").load(str(tmp_path / "lake" / "clustering_candidates")).collect()
     assert not row.passed and "4 segments outside [3, 3]" in row.reason
     # The train is still accounted for in MLflow: a FAILED run with the reason and the candidate's

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation import drivers, personas, profiles
-from segmentation.features import FEATURE_COLUMNS, LOG_COLUMNS
-from segmentation.preprocessing import ClusteringSpace, LogScaler
+from segmentation.core.columns import FEATURE_COLUMNS, LOG_COLUMNS
+from segmentation.train import drivers, personas, profiles
+from segmentation.train.preprocessing import ClusteringSpace, LogScaler
 
 
 def _population(n=2000, seed=0) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-from segmentation.features import FEATURE_COLUMNS, INDICATOR_COLUMNS, LOG_COLUMNS, add_features
+from segmentation.core.columns import FEATURE_COLUMNS, INDICATOR_COLUMNS, LOG_COLUMNS
+from segmentation.features.derived import add_features
 
 COLUMNS = ["BALANCE", "CREDIT_LIMIT", "PAYMENTS", "MINIMUM_PAYMENTS", "ONEOFF_PURCHASES",
            "INSTALLMENTS_PURCHASES", "PURCHASES", "CASH_ADVANCE", "TENURE"]

@@ -5,15 +5,17 @@ import logging
 
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV, PROJECT
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, PROJECT
 from jobs import generate as generate_job
-from segmentation.config import load_config
-from segmentation.errors import ArgumentError
-from segmentation.generator import generate_customers, write_customers
-from segmentation.pipeline import run_features, run_score, run_train
-from segmentation.schema import RAW_SCHEMA
+from segmentation.core.columns import RAW_SCHEMA
+from segmentation.core.config import load_config
+from segmentation.core.errors import ArgumentError
+from segmentation.features.stage import run_features
+from segmentation.score.stage import run_score
+from segmentation.synthetic.generator import generate_customers, write_customers
+from segmentation.train.stage import run_train
 
 ROWS = 20_000
 SEED = 7

@@ -7,10 +7,11 @@ import time
 
 import pytest
 from conftest import BUNDLED_CSV, PROJECT
+
 from jobs import common
 from jobs import features as features_job
-from segmentation.config import load_config
-from segmentation.errors import ConfigError
+from segmentation.core.config import load_config
+from segmentation.core.errors import ConfigError
 
 CONF = PROJECT / "conf"
 

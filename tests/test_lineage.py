@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from segmentation import lineage
+from segmentation.train import lineage
 
 
 def _labels(*blocks):

@@ -10,15 +10,18 @@ import sys
 import time
 
 import pytest
+from conftest import BUNDLED_CSV, PROJECT, TEST_SESSION
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, PROJECT, TEST_SESSION
 from jobs import features as features_job
 from jobs import nightly as nightly_job
 from jobs import score as score_job
 from jobs import train as train_job
-from segmentation import bundle as model_store
-from segmentation import pipeline, tables
+from segmentation import nightly
+from segmentation.features import stage as features_stage
+from segmentation.io import tables
+from segmentation.model import store
+from segmentation.score import stage as score_stage
 
 RUN_DATE = "2026-07-01"
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
@@ -36,7 +39,7 @@ def trained(tmp_path_factory, spark):
     args = ["--run-date", RUN_DATE, "--set", f"tables.root={lake_dir}", "--set", f"tables.models_dir={lake_dir / 'models'}",
             *TEST_SESSION, *SMALL_TRAIN]
     assert train_job.main(args) == 0
-    return lake_dir, model_store.latest(str(lake_dir / "models"))
+    return lake_dir, store.latest(str(lake_dir / "models"))
 
 
 def _lake(tmp_path, models):
@@ -105,19 +108,19 @@ def test_nightly_scores_with_the_model_it_started_with(spark, trained, tmp_path,
     lake_dir, version = trained
     models = tmp_path / "models"
     shutil.copytree(lake_dir / "models", models)
-    real_features = pipeline.run_features
+    real_features = nightly.run_features
 
     def features_then_a_concurrent_train(*args, **kwargs):
         result = real_features(*args, **kwargs)
-        intruder = model_store.load(str(models))
+        intruder = store.load(str(models))
         intruder.version = "20990101T000000Z-intrud"
-        model_store.save(intruder, str(models))  # another run's train moves LATEST meanwhile
+        store.save(intruder, str(models))  # another run's train moves LATEST meanwhile
         return result
 
-    monkeypatch.setattr(pipeline, "run_features", features_then_a_concurrent_train)
+    monkeypatch.setattr(nightly, "run_features", features_then_a_concurrent_train)
     source = _csv(tmp_path / "few.csv", LINES[:100])
     assert nightly_job.main(["--run-date", RUN_DATE, "--input", str(source), *_lake(tmp_path, models)]) == 0
-    assert model_store.latest(str(models)) == "20990101T000000Z-intrud"
+    assert store.latest(str(models)) == "20990101T000000Z-intrud"
     used = {r.model_version for r in _table(spark, tmp_path / "lake", "segments").select("model_version").distinct().collect()}
     assert used == {version}
     assert _last_run(spark, tmp_path / "lake").model_version == version
@@ -135,8 +138,8 @@ def test_a_failed_accounting_check_puts_the_night_back(spark, trained, tmp_path,
 
     before = snapshot()
     # A scoring bug that loses a customer: the night's other tables were already replaced.
-    real_score = pipeline._score
-    monkeypatch.setattr(pipeline, "_score", lambda f, *a: real_score(f, *a).where(F.col("CUST_ID") != LINES[0][:6]))
+    real_score = score_stage._score
+    monkeypatch.setattr(score_stage, "_score", lambda f, *a: real_score(f, *a).where(F.col("CUST_ID") != LINES[0][:6]))
     other = _csv(tmp_path / "other.csv", [*LINES[:30], _changed(LINES[99], BALANCE=-1)])
     assert nightly_job.main([*night, "--input", str(other)]) == 6
     assert snapshot() == before  # features, quarantine, imputation and segments as they were
@@ -146,8 +149,8 @@ def test_a_failed_accounting_check_puts_the_night_back(spark, trained, tmp_path,
 
     # The features stage's own check: a transform that drops a row.
     monkeypatch.undo()
-    real_add = pipeline.add_features
-    monkeypatch.setattr(pipeline, "add_features", lambda df, eps: real_add(df, eps).where(F.col("CUST_ID") != LINES[0][:6]))
+    real_add = features_stage.add_features
+    monkeypatch.setattr(features_stage, "add_features", lambda df, eps: real_add(df, eps).where(F.col("CUST_ID") != LINES[0][:6]))
     assert features_job.main([*night, "--input", str(other)]) == 6
     assert snapshot() == before
 

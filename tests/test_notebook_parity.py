@@ -5,13 +5,13 @@ import json
 import pytest
 
 from jobs import train as train_job
-from segmentation import bundle as model_store
+from segmentation.model import store
 
 RUN_DATE = "2026-01-20"
 
 
 def _metrics(models_dir):
-    version = model_store.latest(str(models_dir))
+    version = store.latest(str(models_dir))
     return json.loads((models_dir / version / "metrics.json").read_text())
 
 

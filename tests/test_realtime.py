@@ -12,21 +12,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV, PROJECT
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 from sklearn.cluster import KMeans
 
-from conftest import BUNDLED_CSV, PROJECT
-from segmentation import bundle as model_store
-from segmentation import realtime, tables
-from segmentation.classifier import train_forest
-from segmentation.cleaning import compute_medians, fill_missing, select_raw_columns
-from segmentation.config import ContractConfig, FeaturesConfig, ForestConfig, ImputationConfig, TransformConfig
-from segmentation.contract import REASONS, check_rows
-from segmentation.errors import ContractViolationError, InputError, NonFiniteFeatureError
-from segmentation.features import add_features
-from segmentation.preprocessing import LogScaler
-from segmentation.schema import (
+from segmentation.core.columns import (
     CORRUPT_COLUMN,
     FEATURE_COLUMNS,
     FLOAT32_MAX,
@@ -34,7 +25,17 @@ from segmentation.schema import (
     LOG_COLUMNS,
     RAW_NUMERIC_COLUMNS,
 )
-from segmentation.scoring import score
+from segmentation.core.config import ContractConfig, FeaturesConfig, ForestConfig, ImputationConfig, TransformConfig
+from segmentation.core.errors import ContractViolationError, InputError, NonFiniteFeatureError
+from segmentation.features.cleaning import compute_medians, fill_missing, select_raw_columns
+from segmentation.features.contract import REASONS, check_rows
+from segmentation.features.derived import add_features
+from segmentation.io import tables
+from segmentation.model import store
+from segmentation.score.scoring import score
+from segmentation.serving import realtime
+from segmentation.train.classifier import train_forest
+from segmentation.train.preprocessing import LogScaler
 
 CONTRACT = ContractConfig()
 IMPUTATION = ImputationConfig()
@@ -112,7 +113,7 @@ def night(spark):
 
 
 def test_realtime_module_runs_without_pyspark():
-    code = ("import sys, segmentation.realtime, segmentation.config; "
+    code = ("import sys, segmentation.serving.realtime, segmentation.core.config; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j', 'delta')))")
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT, capture_output=True, text=True, check=True)
@@ -188,7 +189,7 @@ def bundle(night):
     space = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, TransformConfig().kind).fit(rows).transform(rows)
     labels = KMeans(n_clusters=4, n_init=1, random_state=0).fit_predict(space)
     forest, _ = train_forest(rows[FEATURE_COLUMNS].to_numpy(dtype=float), labels, ForestConfig())
-    return model_store.ModelBundle(
+    return store.ModelBundle(
         version="v-realtime", feature_columns=list(FEATURE_COLUMNS), preprocessor=None, forest=forest,
         segment_names={k: f"Segment {k}" for k in range(4)}, imputation=medians, metrics={},
     )

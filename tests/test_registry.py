@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
@@ -11,11 +12,9 @@ from jobs import nightly as nightly_job
 from jobs import promote as promote_job
 from jobs import score as score_job
 from jobs import train as train_job
-from segmentation import bundle as model_store
-from segmentation import registry
-from segmentation.config import load_config
-from segmentation.errors import ModelError, TrainingError
-from conftest import PROJECT
+from segmentation.core.config import load_config
+from segmentation.core.errors import ModelError, TrainingError
+from segmentation.model import registry, store
 
 RUN_DATE = "2026-02-01"
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
@@ -131,7 +130,7 @@ def test_a_lakehouse_from_before_the_registry_keeps_scoring_its_latest_bundle(sp
     args = ["--run-date", RUN_DATE, *lake, *SMALL_TRAIN]
     assert nightly_job.main([*args, "--set", "registry.enabled=false"]) == 0
     assert not (tmp_path / "lake" / "mlflow").exists()
-    latest = model_store.latest(str(tmp_path / "lake" / "models"))
+    latest = store.latest(str(tmp_path / "lake" / "models"))
     assert registry.current(_cfg(tmp_path)) == latest
     assert score_job.main(["--run-date", RUN_DATE, *lake]) == 0
     assert "no registered model segmentation" in caplog.text

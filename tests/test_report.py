@@ -13,8 +13,8 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from segmentation import plots
-from segmentation.report import ReportInputs, charts, check_inputs, render_html, render_markdown, write_report
+from segmentation.report import plots
+from segmentation.report.render import ReportInputs, charts, check_inputs, render_html, render_markdown, write_report
 
 FEATURES = [
     "BALANCE", "BALANCE_FREQUENCY", "PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "CASH_ADVANCE",

@@ -94,7 +94,7 @@ def check_report_in_browser(path: Path) -> None:
 def test_rendered_report_opens_cleanly_in_chromium(tmp_path):
     from test_report import CHART_COUNT, synthetic_inputs
 
-    from segmentation.report import write_report
+    from segmentation.report.render import write_report
 
     html_path, _ = write_report(synthetic_inputs(rows=400, segments=4, noise=True), tmp_path / "model")
     check_report_in_browser(html_path)

@@ -10,14 +10,14 @@ import threading
 import time
 
 import pytest
+from conftest import PROJECT, TEST_SESSION
 from pyspark.sql import functions as F
 
-from conftest import PROJECT, TEST_SESSION
 from jobs import features as features_job
 from jobs import nightly as nightly_job
-from segmentation import pipeline
-from segmentation.config import load_config
-from segmentation.errors import ConcurrentRunError
+from segmentation.core.config import load_config
+from segmentation.core.errors import ConcurrentRunError
+from segmentation.score.stage import run_score
 
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
                "--set", "train.clustering.stability.resamples=0"]
@@ -90,7 +90,7 @@ def _score_together(spark, cfg, dates):
 
     def score(i, day):
         try:
-            results[i] = pipeline.run_score(spark, cfg, dt.date.fromisoformat(day))
+            results[i] = run_score(spark, cfg, dt.date.fromisoformat(day))
         except Exception as exc:  # collected and asserted on below
             results[i] = exc
 

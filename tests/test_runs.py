@@ -5,13 +5,13 @@ import datetime as dt
 import logging
 
 import pytest
+from conftest import BUNDLED_CSV, PROJECT
 from pyspark.sql import functions as F
 
-from conftest import BUNDLED_CSV, PROJECT
 from jobs import features as features_job
-from segmentation import runs
-from segmentation.config import load_config
-from segmentation.errors import UNEXPECTED_EXIT_CODE
+from segmentation.core.config import load_config
+from segmentation.core.errors import UNEXPECTED_EXIT_CODE
+from segmentation.io import runs
 
 RUN_DATE = "2026-06-01"
 LINES = BUNDLED_CSV.read_text().splitlines()

@@ -1,6 +1,6 @@
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-from segmentation.sampling import driver_sample
+from segmentation.train.sampling import driver_sample
 
 SCHEMA = StructType([StructField("CUST_ID", StringType()), StructField("X", DoubleType())])
 

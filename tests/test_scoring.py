@@ -10,9 +10,9 @@ import sklearn
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 from sklearn.ensemble import RandomForestClassifier
 
-from segmentation import bundle as model_store
-from segmentation.errors import LibraryMismatchError, NonFiniteFeatureError
-from segmentation.scoring import executor_errors, feature_matrix, score, score_batch
+from segmentation.core.errors import LibraryMismatchError, NonFiniteFeatureError
+from segmentation.model import store
+from segmentation.score.scoring import executor_errors, feature_matrix, score, score_batch
 
 COLUMNS = ["A", "B"]
 
@@ -23,7 +23,7 @@ def model():
     X = rng.normal(size=(200, 2))
     y = np.where(X[:, 0] > 0.5, 2, np.where(X[:, 1] > 0, 1, 0))
     forest = RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0).fit(X.astype(np.float32), y)
-    return model_store.ModelBundle(
+    return store.ModelBundle(
         version="v-test", feature_columns=COLUMNS, preprocessor=None, forest=forest,
         segment_names={0: "Zero", 1: "One", 2: "Two"}, imputation={}, metrics={},
     )
@@ -59,7 +59,7 @@ def test_forest_proba_is_predict_proba_bit_for_bit(n_classes, max_depth):
     forest = RandomForestClassifier(n_estimators=23, max_depth=max_depth, min_samples_leaf=3,
                                     class_weight="balanced", random_state=0, n_jobs=1).fit(X[:2000], y[:2000])
     for rows in (X[2000:], X[2000:2001], rng.normal(scale=50, size=(500, 5)).astype(np.float32)):
-        assert np.array_equal(model_store.forest_proba(forest, rows), forest.predict_proba(rows))
+        assert np.array_equal(store.forest_proba(forest, rows), forest.predict_proba(rows))
 
 
 def test_score_names_segments_and_stamps_the_run(spark, model):

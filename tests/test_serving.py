@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BUNDLED_CSV
 
 from benchmarks.serving import ask, registry_env, request_body, served
-from conftest import BUNDLED_CSV
 from jobs import nightly as nightly_job
-from segmentation.schema import ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.core.columns import ID_COLUMN, RAW_NUMERIC_COLUMNS
 
 RUN_DATE = "2026-03-01"
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
@@ -39,12 +39,16 @@ def test_the_pyfunc_gives_every_customer_the_batch_segment(served_lake):
 
     lake, batch = served_lake
     uri = registry_env(lake)["MLFLOW_REGISTRY_URI"]
-    before = mlflow.get_registry_uri()
+    # Both URIs: with only the registry's set, MLflow opens its default tracking store,
+    # ./mlflow.db in the working directory, to resolve the version's run.
+    before = mlflow.get_registry_uri(), mlflow.get_tracking_uri()
     mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)
     try:
         model = mlflow.pyfunc.load_model("models:/segmentation@champion")
     finally:
-        mlflow.set_registry_uri(before)
+        mlflow.set_registry_uri(before[0])
+        mlflow.set_tracking_uri(before[1])
     customers = _customers()
     # The signature's columns are doubles; MLflow refuses to cast int64 (the CSV's counts) in process.
     customers[RAW_NUMERIC_COLUMNS] = customers[RAW_NUMERIC_COLUMNS].astype("float64")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from conftest import PROJECT
 from pyspark.sql import functions as F
 
-from conftest import PROJECT
-from segmentation.generator import generate_customers, write_customers
+from segmentation.synthetic.generator import generate_customers, write_customers
 
 pytestmark = pytest.mark.slow
 SPARK_HOME = Path(pyspark.__file__).parent

@@ -3,8 +3,8 @@ import datetime as dt
 import pytest
 from pyspark.sql.types import DateType, DoubleType, LongType, StructField, StructType
 
-from segmentation import tables
-from segmentation.errors import ArgumentError, FeaturesNotFoundError, InputError
+from segmentation.core.errors import ArgumentError, FeaturesNotFoundError, InputError
+from segmentation.io import tables
 
 SCHEMA = StructType([StructField("id", LongType()), StructField("run_date", DateType())])
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)

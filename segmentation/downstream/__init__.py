@@ -1,0 +1,1 @@
+"""What campaign teams read after a night is scored: segment shares, `segments_current`, migrations and drift."""

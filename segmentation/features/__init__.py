@@ -1,0 +1,1 @@
+"""The features stage: the data contract, cleaning and imputation, the engineered features, and the stage that writes `features` and `quarantine`."""

@@ -1,0 +1,1 @@
+"""Delta Lake I/O and the runs table: every read and write of a product table goes through here."""

@@ -1,0 +1,140 @@
+"""The `runs` audit table: one row per job run, whatever ends it, with its row accounting.
+
+A run writes its row twice: `RUNNING` when it starts, its final status when it ends
+(`SUCCEEDED` or `FAILED`, from the job's `finally`). A row still `RUNNING` when the next run of
+the same job and date starts belongs to a run that was killed outright; that next run marks it
+`ABANDONED`. Statuses are upper case, as they always were in this table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
+
+from segmentation.core import logs
+from segmentation.core.config import Config
+from segmentation.io import tables
+
+RUNNING, SUCCEEDED, FAILED, ABANDONED = "RUNNING", "SUCCEEDED", "FAILED", "ABANDONED"
+STATUSES = (RUNNING, SUCCEEDED, FAILED, ABANDONED)
+
+RUNS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("job", StringType(), False),
+        StructField("started_at", TimestampType(), False),
+        StructField("ended_at", TimestampType(), True),  # null while RUNNING, and for ABANDONED
+        StructField("status", StringType(), False),
+        StructField("rows_read", LongType(), True),
+        StructField("rows_written", LongType(), True),
+        StructField("rows_quarantined", LongType(), True),
+        StructField("model_version", StringType(), True),
+        StructField("error", StringType(), True),
+        StructField("drift_status", StringType(), True),  # score and nightly: ok | drift
+        StructField("registry_version", LongType(), True),  # the registered version scored, trained or promoted
+    ]
+)
+
+_MAX_ERROR_CHARS = 1000
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> dt.datetime:
+    """An aware UTC instant: Spark stores it as this instant whatever the driver's time zone."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def describe(error: BaseException) -> str:
+    """`<class>: <first line>`; for an executor's error, the line naming the worker's exception."""
+    text = str(error)
+    detail = ""
+    java = getattr(error, "java_exception", None)
+    if java is not None:  # Py4JJavaError: its own first line is only "An error occurred while calling o12.save."
+        try:
+            detail = str(java.toString())
+        except Exception:  # noqa: BLE001 - the JVM may be gone; fall back to the text
+            detail = ""
+    if not detail and "Traceback (most recent call last):" in text:
+        # An executor's PythonException: the exception line after the last traceback.
+        after = text.rsplit("Traceback (most recent call last):", 1)[1].splitlines()
+        detail = next((line for line in after if line.strip() and not line.startswith(" ")), "")
+    if not detail:
+        detail = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = detail.strip().splitlines()[0] if detail.strip() else ""
+    described = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return described[:_MAX_ERROR_CHARS]
+
+
+def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job: str, started_at: dt.datetime) -> None:
+    """Marks earlier runs of this job and date that never finished as ABANDONED, then appends RUNNING."""
+    ref = tables.table_ref(cfg.tables, cfg.tables.runs)
+    if tables.exists(spark, ref):
+        _abandon_leftovers(spark, ref, run_id, run_date, job)
+    row = (run_id, run_date, job, started_at, None, RUNNING, None, None, None, None, None, None, None)
+    # mergeSchema: a runs table from before drift_status or registry_version gains the columns.
+    tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref, merge_schema=True)
+
+
+def finish(
+    spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job: str, started_at: dt.datetime,
+    counts: dict[str, Any] | None, error: BaseException | None, started: bool = True,
+) -> None:
+    """Writes the run's final status and the counts it got to over its RUNNING row.
+
+    Without a RUNNING row (`started` false: writing it failed) the final row is appended.
+    The final status replaces whatever the row says, ABANDONED included: a run that was
+    still alive when another marked it has the last word.
+    """
+    counts = counts or {}
+    values = {
+        "ended_at": utc_now(),
+        "status": FAILED if error else SUCCEEDED,
+        "rows_read": counts.get("rows_read"),
+        "rows_written": counts.get("rows_written"),
+        "rows_quarantined": counts.get("rows_quarantined"),
+        "model_version": counts.get("model_version") or None,
+        "error": describe(error) if error else None,
+        "drift_status": counts.get("drift_status"),
+        "registry_version": counts.get("registry_version"),
+    }
+    ref = tables.table_ref(cfg.tables, cfg.tables.runs)
+    if not started:
+        row = (run_id, run_date, job, started_at, *values.values())
+        tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref, merge_schema=True)
+        return
+    types = {f.name: f.dataType for f in RUNS_SCHEMA.fields}
+    # An update, not a merge: measured at about half a merge's time on this one-row change.
+    tables.update(spark, ref, F.col("run_id") == run_id,
+                  {name: F.lit(value).cast(types[name]) for name, value in values.items()})
+
+
+def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, run_date: dt.date, job: str) -> None:
+    log = logs.get(job)
+    leftover = (
+        tables.read_delta(spark, ref)
+        .where((F.col("job") == job) & (F.col("run_date") == F.lit(run_date)) & (F.col("status") == RUNNING)
+               & (F.col("run_id") != run_id))
+        .select("run_id", "started_at")
+        .collect()  # the unfinished runs of one job and date: a handful at most
+    )
+    if not leftover:
+        return
+    for r in leftover:
+        log.warning(
+            "run %s of %s for %s, started at %s, never recorded an end (killed?): marking it %s",
+            r["run_id"], job, run_date, r["started_at"], ABANDONED,
+        )
+    ids = [r["run_id"] for r in leftover]
+    note = f"no final status: the run was killed or lost its driver; found by run {run_id} at {utc_now():%Y-%m-%dT%H:%M:%SZ}"
+    # Only a row still RUNNING changes: a run that finishes meanwhile keeps its own status.
+    tables.update(spark, ref, F.col("run_id").isin(ids) & (F.col("status") == RUNNING),
+                  {"status": F.lit(ABANDONED), "error": F.lit(note)})

@@ -1,0 +1,339 @@
+"""All reads and writes of tables: the raw input and the Delta tables the product owns."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from delta.exceptions import DeltaConcurrentModificationException
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.utils import AnalysisException
+
+from segmentation.core import logs
+from segmentation.core.columns import CORRUPT_COLUMN, RAW_SCHEMA, RUN_DATE
+from segmentation.core.config import TablesConfig
+from segmentation.core.errors import ArgumentError, ConcurrentRunError, FeaturesNotFoundError, InputError
+
+# Up to three-part names (catalog.schema.table) of plain identifiers.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+_PATH_SUFFIXES = (".csv", ".parquet", ".delta")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A Delta table either at a path or under a metastore name."""
+
+    path: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        return self.name or self.path
+
+
+def check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ArgumentError(f"{name!r} is not a table name (expected up to three dot-separated identifiers)")
+    return name
+
+
+def table_ref(tables: TablesConfig, table: str) -> TableRef:
+    if tables.schema:
+        return TableRef(name=check_identifier(f"{tables.schema}.{table}"))
+    return TableRef(path=os.path.join(tables.root, table))
+
+
+def parse_run_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"run date must be YYYY-MM-DD, got {text!r}") from None
+
+
+def run_date_predicate(run_date: dt.date) -> str:
+    # Built from a parsed date, never from user text.
+    return f"{RUN_DATE} = DATE'{run_date.isoformat()}'"
+
+
+# ---------------------------------------------------------------------------------------------
+# raw input
+
+
+def input_kind(source: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    lowered = source.lower().rstrip("/")
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    if "/" in source or "://" in source or lowered.endswith(_PATH_SUFFIXES):
+        if "://" not in source and Path(source, "_delta_log").is_dir():
+            return "delta"
+        if "://" not in source and Path(source).is_dir():
+            return "parquet"
+        return "delta"
+    return "table"
+
+
+def csv_schema(header: list[str]) -> StructType:
+    """The explicit schema for a CSV with this header: contract columns typed, extras as text.
+
+    Built in the file's own column order, so columns are matched by name, and with a column
+    for Spark's corrupt-record handling, which keeps a malformed line whole.
+    """
+    types = {f.name: f.dataType for f in RAW_SCHEMA.fields}
+    fields = [StructField(name, types.get(name, StringType()), True) for name in header]
+    return StructType(fields + [StructField(CORRUPT_COLUMN, StringType(), True)])
+
+
+def _csv_header(spark: SparkSession, source: str) -> list[str]:
+    first = spark.read.text(source).first()
+    if first is None or not first[0].strip():
+        raise InputError(f"input {source} is empty (no header line)")
+    line = first[0].lstrip("\ufeff")  # a spreadsheet's byte-order mark
+    return [name.strip().strip('"') for name in next(csv.reader([line]))]
+
+
+def read_raw(spark: SparkSession, source: str, fmt: str = "auto") -> DataFrame:
+    """The raw customer table; CSV is read with an explicit schema built from its header."""
+    kind = input_kind(source, fmt)
+    if kind != "table" and "://" not in source and not Path(source).exists():
+        raise InputError(f"input not found: {source}")
+    try:
+        if kind == "csv":
+            return spark.read.csv(
+                source, schema=csv_schema(_csv_header(spark, source)), header=True, mode="PERMISSIVE",
+                columnNameOfCorruptRecord=CORRUPT_COLUMN,
+            )
+        if kind == "table":
+            return spark.read.table(check_identifier(source))
+        return spark.read.format(kind).load(source)
+    except AnalysisException as exc:
+        raise InputError(f"cannot read input {source} as {kind}: {exc.getMessage()}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Delta tables
+
+
+def exists(spark: SparkSession, ref: TableRef) -> bool:
+    if ref.name:
+        return spark.catalog.tableExists(ref.name)
+    return DeltaTable.isDeltaTable(spark, ref.path)
+
+
+def read_delta(spark: SparkSession, ref: TableRef) -> DataFrame:
+    if ref.name:
+        return spark.read.table(ref.name)
+    return spark.read.format("delta").load(ref.path)
+
+
+def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame:
+    """One night's partition of a run_date-keyed table; a named error when there is none."""
+    if not exists(spark, ref):
+        raise FeaturesNotFoundError(f"table {ref} does not exist yet: run the features job first")
+    return read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date))
+
+
+def replace_run(
+    df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None, tag: str | None = None,
+    merge_schema: bool = False,
+) -> None:
+    """Atomically replace one run_date of a table partitioned by run_date (creating it if new).
+
+    `stats_columns` names the columns a new table keeps file statistics on ([]: row counts
+    only); None keeps Delta's default of the first 32 columns. Statistics cost time on every
+    write, so tables keep them only where a reader can skip files with them. `tag` becomes
+    the commit's `userMetadata` (in the table's history), which `restore_run` looks for.
+    `merge_schema` lets a release add columns to a table an earlier release created.
+    """
+    if stats_columns is not None:
+        _create_if_missing(df, ref, stats_columns)
+    _replace(df, ref, run_date_predicate(run_date), partition_by=RUN_DATE, tag=tag, merge_schema=merge_schema)
+
+
+def _create_if_missing(df: DataFrame, ref: TableRef, stats_columns: list[str]) -> None:
+    spark = df.sparkSession
+    if exists(spark, ref):
+        return
+    builder = DeltaTable.createIfNotExists(spark)
+    builder = builder.tableName(ref.name) if ref.name else builder.location(ref.path)
+    builder = builder.addColumns(df.schema).partitionedBy(RUN_DATE)
+    if stats_columns:
+        builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats_columns))
+    else:
+        builder = builder.property("delta.dataSkippingNumIndexedCols", "0")
+    try:
+        builder.execute()
+    except Exception as exc:
+        if not is_write_conflict(exc) and not exists(spark, ref):
+            raise
+        # Another run created it first: its table is the one we write into.
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def replace_key(df: DataFrame, ref: TableRef, column: str, value: str, merge_schema: bool = False) -> None:
+    """Atomically replace the rows whose `column` equals `value` (a version-like token)."""
+    if not _TOKEN.match(value) or not _IDENTIFIER.match(column):
+        raise ArgumentError(f"refusing to build a predicate from {column!r} = {value!r}")
+    _replace(df, ref, f"{column} = '{value}'", partition_by=None, merge_schema=merge_schema)
+
+
+def _replace(
+    df: DataFrame, ref: TableRef, predicate: str, partition_by: str | None, tag: str | None = None,
+    merge_schema: bool = False,
+) -> None:
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if tag:
+        writer = writer.option("userMetadata", tag)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    try:
+        if ref.name:
+            writer.saveAsTable(ref.name)
+        else:
+            writer.save(ref.path)
+    except Exception as exc:
+        if not is_write_conflict(exc):
+            raise
+        # Delta's optimistic concurrency: the other writer's commit stands whole, ours is not applied.
+        raise ConcurrentRunError(
+            f"another run wrote {ref} where {predicate} at the same time; this run's write was not applied "
+            f"({type(exc).__name__}); re-run it once the other has finished"
+        ) from None
+
+
+# Every Delta conflict (ConcurrentAppendException, MetadataChangedException, ...) descends from this
+# class, in both its io.delta.exceptions and its internal names. Its own parent,
+# java.util.ConcurrentModificationException, is thrown by plain Java collections and is no conflict.
+_DELTA_CONFLICT_CLASS = "org.apache.spark.sql.delta.DeltaConcurrentModificationException"
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """Delta's concurrent-modification errors, whether converted to Python or still a Java error."""
+    if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    java = getattr(exc, "java_exception", None)
+    seen = 0
+    while java is not None and seen < 20:  # the cause chain; bounded in case it loops
+        cls = java.getClass()
+        while cls is not None:
+            if cls.getName() == _DELTA_CONFLICT_CLASS:
+                return True
+            cls = cls.getSuperclass()
+        java, seen = java.getCause(), seen + 1
+    return False
+
+
+# An update reads the whole (unpartitioned) table, so another job's append committed meanwhile is a
+# conflict for Delta; the update is then simply run again on the new version.
+_UPDATE_ATTEMPTS = 8
+
+
+def update(spark: SparkSession, ref: TableRef, condition: Column, values: dict[str, Column]) -> None:
+    """Sets `values` on the rows matching `condition`, retried on a write conflict."""
+    for attempt in range(1, _UPDATE_ATTEMPTS + 1):
+        try:
+            delta_table(spark, ref).update(condition=condition, set=values)
+            return
+        except Exception as exc:
+            if attempt == _UPDATE_ATTEMPTS or not is_write_conflict(exc):
+                raise
+            time.sleep(0.2 * attempt)
+
+
+def append(df: DataFrame, ref: TableRef, merge_schema: bool = False) -> None:
+    writer = df.write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    if ref.name:
+        writer.saveAsTable(ref.name)
+    else:
+        writer.save(ref.path)
+
+
+def delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
+    return DeltaTable.forName(spark, ref.name) if ref.name else DeltaTable.forPath(spark, ref.path)
+
+
+def latest_version(spark: SparkSession, ref: TableRef) -> int:
+    return int(delta_table(spark, ref).history(1).select("version").first()[0])
+
+
+def read_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
+    """The table as it was at `version` (Delta time travel)."""
+    if ref.name:
+        return spark.sql(f"SELECT * FROM {check_identifier(ref.name)} VERSION AS OF {int(version)}")
+    return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
+
+
+# A run's commit is found among the table's latest commits; other runs may have committed since.
+_HISTORY_LOOKBACK = 20
+
+
+def written_rows(spark: SparkSession, ref: TableRef, run_date: dt.date, tag: str) -> int:
+    """Rows the latest commit tagged `tag` wrote (Delta's `operationMetrics.numOutputRows`).
+
+    The commit's own metric, so the table is not read again; `run_date`'s rows are counted
+    when the metric is missing (metrics turned off, or the commit not found among the latest).
+    """
+    history = delta_table(spark, ref).history(_HISTORY_LOOKBACK).select("userMetadata", "operationMetrics")
+    for commit in history.collect():  # newest first; one small row per commit
+        if commit["userMetadata"] != tag:
+            continue
+        metrics = commit["operationMetrics"] or {}
+        if "numOutputRows" in metrics:
+            return int(metrics["numOutputRows"])
+        if metrics.get("numFiles") == "0":  # Delta leaves the row metric out when no file was added
+            return 0
+        break
+    return read_run(spark, ref, run_date).count()
+
+
+def restore_run(spark: SparkSession, ref: TableRef, run_date: dt.date, tag: str) -> bool:
+    """Puts `run_date`'s rows back as they were before the first commit tagged `tag`.
+
+    Writes made with `tag` carry it as Delta's commit `userMetadata`; the rows come back from
+    the version before the first of them (time travel), and only that date's rows are
+    rewritten, so other nights committed meanwhile by other runs stay. False if `tag` never
+    committed to the table (nothing to put back).
+    """
+    if not exists(spark, ref):
+        return False
+    ours = [r["version"] for r in delta_table(spark, ref).history().select("version", "userMetadata").collect()
+            if r["userMetadata"] == tag]  # the table's commit log: one small row per commit
+    if not ours:
+        return False
+    first = min(ours)
+    predicate = run_date_predicate(run_date)
+    if first == 0:  # the table began with this run's write: the night had no rows before it
+        delta_table(spark, ref).delete(predicate)
+    else:
+        before = read_version(spark, ref, first - 1).where(F.col(RUN_DATE) == F.lit(run_date))
+        _replace(before, ref, predicate, partition_by=RUN_DATE, tag=f"{tag}:restore")
+    return True
+
+
+def new_write_tag(stage: str) -> str:
+    """Marks a run's commits (Delta `userMetadata`) so a failed check can put them back."""
+    return f"segmentation-{stage}-{uuid.uuid4().hex}"
+
+
+def restore_night(spark: SparkSession, log, refs: list[TableRef], run_date: dt.date, tag: str) -> None:
+    """Puts back `run_date`'s rows of every table this run's writes (tagged `tag`) changed."""
+    with logs.step(log, "restore the night's tables") as s:
+        restored = [str(ref) for ref in refs if restore_run(spark, ref, run_date, tag)]
+        s.detail = "tables=" + (",".join(restored) or "none")

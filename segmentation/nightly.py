@@ -1,0 +1,97 @@
+"""The night: features -> train (when asked or when no model exists) -> score, put back whole on a failed count."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from segmentation.core import logs
+from segmentation.core.config import Config
+from segmentation.core.errors import AccountingError, ModelError
+from segmentation.downstream import refresh
+from segmentation.features.stage import run_features
+from segmentation.io import tables
+from segmentation.model import registry
+from segmentation.score.stage import run_score
+from segmentation.train.stage import run_train
+
+
+def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str) -> bool:
+    """--retrain-on-drift: tonight's features against the current model's training sample."""
+    model = registry.load(cfg, model_version).bundle
+    features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
+    psis = refresh.features_drift(spark, cfg, model, features)
+    drifted = {c: v for c, v in psis.items() if v > cfg.drift.psi_threshold}
+    log = logs.get("nightly")
+    if drifted:
+        log.warning("features drifted from model %s (%s): retraining before scoring", model.version,
+                    ", ".join(f"{c} PSI {v:.2f}" for c, v in sorted(drifted.items())))
+    else:
+        log.info("no feature drift against model %s (max PSI %.3f): no retrain", model.version,
+                 max(psis.values(), default=0.0))
+    return bool(drifted)
+
+
+def run_nightly(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """features -> train (when no model exists or retraining is asked) -> score.
+
+    The model is fixed once: `score.model_version` if set, else the one this run trains, else
+    the champion when the run started, so a concurrent `train` or `promote` cannot swap it. A
+    registry with no champion (every version failed its gates) trains. If any accounting check
+    fails, every table of the night is put back as it was.
+    """
+    log = logs.get("nightly")
+    progress = {} if progress is None else progress
+    pinned = cfg.score.model_version
+    try:
+        model_version = pinned or registry.current(cfg)
+    except ModelError as exc:
+        log.warning("%s: training a new model", exc)
+        model_version = None
+    night = [tables.table_ref(cfg.tables, name) for name in
+             (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.segments)]
+    tag = tables.new_write_tag("nightly")
+    summary: dict[str, Any] = {"tables": []}
+    try:
+        stage: dict[str, Any] = {}
+        try:
+            feats = run_features(spark, cfg, run_date, stage, tag=tag)
+        finally:  # rows_written of features is not the night's: the night writes segments
+            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
+        summary["rows_read"] = feats["rows_read"]
+        summary["rows_quarantined"] = feats["rows_quarantined"]
+        summary["tables"] += feats["tables"]
+        retrain = cfg.train.retrain or not model_version
+        if not retrain and cfg.drift.retrain_on_drift:
+            retrain = _features_drifted(spark, cfg, run_date, model_version)
+        if retrain:
+            trained = run_train(spark, cfg, run_date)
+            summary["trained"] = trained["model_version"]
+            model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
+        else:
+            log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
+        progress["model_version"] = model_version
+        stage = {}
+        try:
+            scored = run_score(spark, cfg, run_date, stage, model_version=model_version, tag=tag)
+        finally:
+            progress.update({k: stage[k] for k in ("rows_written", "model_version", "registry_version") if k in stage})
+        summary["tables"] += scored["tables"]
+        summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
+        summary["model_version"] = scored["model_version"]
+        summary["registry_version"] = scored["registry_version"]
+        summary["drift_status"] = progress["drift_status"] = scored["drift_status"]
+        if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
+            raise AccountingError(
+                f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
+                f"and quarantined {summary['rows_quarantined']}; {run_date}'s tables were put back as they were "
+                "before this run"
+            )
+    except AccountingError:
+        tables.restore_night(spark, log, night, run_date, tag)
+        raise
+    return summary

@@ -1,0 +1,1 @@
+"""Generated customers shaped like the bundled file, for scale benchmarks and tests."""
