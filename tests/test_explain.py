@@ -104,7 +104,7 @@ def test_profiles_have_a_population_row_and_sizes_sum_to_the_sample():
     cash = profile[(profile.segment_id == 1) & (profile.feature == "CASH_ADVANCE")].iloc[0]
     assert cash["mean"] == pytest.approx(frame.loc[labels == 1, "CASH_ADVANCE"].mean()) and cash.std_diff > 0.5
     rows = profiles.table_rows(profile, "v1")
-    assert len(rows) == 3 * len(FEATURE_COLUMNS) and {r[1] for r in rows} == {None, 0, 1}
+    assert len(rows) == 3 * len(FEATURE_COLUMNS) and {r["segment_id"] for r in rows} == {None, 0, 1}
 
 
 def test_driver_tables_are_complete():
@@ -126,6 +126,8 @@ def test_driver_tables_are_complete():
     assert per[per.segment_id == 1].iloc[0].feature == "PURCHASES"
     rows = drivers.table_rows(glob, per, "v1")
     assert len(rows) == 3 * len(FEATURE_COLUMNS)
+    assert [r["scope"] for r in rows] == ["global"] * len(FEATURE_COLUMNS) + ["segment"] * 2 * len(FEATURE_COLUMNS)
+    assert all(r["segment_id"] is None and r["std_diff"] is None for r in rows[: len(FEATURE_COLUMNS)])
 
 
 def test_family_space_gives_each_family_equal_weight_and_leaves_indicators_out():

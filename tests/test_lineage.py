@@ -40,7 +40,8 @@ def test_a_merge_and_a_retired_id_are_recorded():
     assert ("merge", [m.mapping[0]], [0, 1]) in relations
     assert sum(r == "retired" for r, _, _ in relations) == 1
     rows = lineage.table_rows(m, "v2")
-    assert {r[2] for r in rows} == {"kept", "merge", "retired"} and all(r[1] == "v1" for r in rows)
+    assert {r["relation"] for r in rows} == {"kept", "merge", "retired"}
+    assert all(r["model_version"] == "v2" and r["previous_model_version"] == "v1" for r in rows)
 
 
 def test_noise_stays_noise_and_first_ids_can_start_above_a_floor():

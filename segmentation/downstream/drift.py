@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DateType, DoubleType, StringType, StructField, StructType
 
 from segmentation.core.columns import RUN_DATE
+from segmentation.io.rows import row
 
 PSI, SHARE_CHANGE = "psi", "share_change_points"
 FLOOR = 1e-4  # share floor: an empty bin would make the PSI infinite
@@ -137,9 +138,16 @@ def share_changes(tonight: dict[int, float], previous: dict[int, float]) -> dict
 def rows(
     run_date: dt.date, version: str, psis: dict[str, float], changes: dict[int, float], psi_threshold: float,
     share_threshold: float, previous_date: dt.date | None,
-) -> list[tuple[Any, ...]]:
-    out = [(run_date, version, PSI, c, float(v), psi_threshold, bool(v > psi_threshold), "training sample")
-           for c, v in psis.items()]
-    out += [(run_date, version, SHARE_CHANGE, str(k), float(v), share_threshold, bool(abs(v) > share_threshold),
-             f"run_date {previous_date}") for k, v in changes.items()]
+) -> list[dict[str, Any]]:
+    """DRIFT_SCHEMA rows: each feature's PSI, then each segment's share change (the segment id as text)."""
+    out = [
+        row(DRIFT_SCHEMA, run_date=run_date, model_version=version, measure=PSI, name=c, value=float(v),
+            threshold=psi_threshold, flagged=bool(v > psi_threshold), reference="training sample")
+        for c, v in psis.items()
+    ]
+    out += [
+        row(DRIFT_SCHEMA, run_date=run_date, model_version=version, measure=SHARE_CHANGE, name=str(k), value=float(v),
+            threshold=share_threshold, flagged=bool(abs(v) > share_threshold), reference=f"run_date {previous_date}")
+        for k, v in changes.items()
+    ]
     return out

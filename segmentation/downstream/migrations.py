@@ -6,8 +6,23 @@ import datetime as dt
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, IntegerType, LongType, StringType, StructField, StructType
 
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
+
+NEW, DEPARTED, STAYED, MOVED = "new", "departed", "stayed", "moved"
+
+# `segment_migrations`: one row per (run_date, from_segment_id, to_segment_id).
+MIGRATIONS_SCHEMA = StructType(
+    [
+        StructField(RUN_DATE, DateType(), False),
+        StructField("previous_run_date", DateType(), True),  # null on the first scored night
+        StructField("from_segment_id", IntegerType(), True),  # null: a new customer
+        StructField("to_segment_id", IntegerType(), True),  # null: a customer who departed
+        StructField("movement", StringType(), False),  # new | departed | stayed | moved
+        StructField("customers", LongType(), False),
+    ]
+)
 
 
 def migrations(night: DataFrame, previous: DataFrame | None, run_date: dt.date, previous_date: dt.date | None) -> DataFrame:
@@ -20,17 +35,21 @@ def migrations(night: DataFrame, previous: DataFrame | None, run_date: dt.date, 
         before = previous.select(ID_COLUMN, F.col("segment_id").alias("from_segment_id"))
         joined = before.join(now, ID_COLUMN, "full_outer")
     movement = (
-        F.when(F.col("from_segment_id").isNull(), "new")
-        .when(F.col("to_segment_id").isNull(), "departed")
-        .when(F.col("from_segment_id") == F.col("to_segment_id"), "stayed")
-        .otherwise("moved")
+        F.when(F.col("from_segment_id").isNull(), NEW)
+        .when(F.col("to_segment_id").isNull(), DEPARTED)
+        .when(F.col("from_segment_id") == F.col("to_segment_id"), STAYED)
+        .otherwise(MOVED)
     )
+    columns = {
+        RUN_DATE: F.lit(run_date),
+        "previous_run_date": F.lit(previous_date).cast("date"),
+        "from_segment_id": F.col("from_segment_id"),
+        "to_segment_id": F.col("to_segment_id"),
+        "movement": movement,
+        "customers": F.col("customers"),
+    }
     return (
         joined.groupBy("from_segment_id", "to_segment_id")
         .agg(F.count(F.lit(1)).alias("customers"))
-        .select(
-            F.lit(run_date).alias(RUN_DATE),
-            F.lit(previous_date).cast("date").alias("previous_run_date"),
-            "from_segment_id", "to_segment_id", movement.alias("movement"), "customers",
-        )
+        .select(*[columns[name].alias(name) for name in MIGRATIONS_SCHEMA.fieldNames()])
     )

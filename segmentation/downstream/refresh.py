@@ -65,7 +65,7 @@ def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, model: ModelBun
         records = drift.rows(run_date, model.version, psis, changes, dc.psi_threshold, dc.share_change_points,
                              previous_date)
         tables.replace_run(spark.createDataFrame(records, drift.DRIFT_SCHEMA), refs["drift"], run_date)
-        flagged = [f"{r[2]}:{r[3]}={r[4]:.3f}" for r in records if r[6]]
+        flagged = [f"{r['measure']}:{r['name']}={r['value']:.3f}" for r in records if r["flagged"]]
         status = DRIFT if flagged else OK
         s.rows = len(records)
         s.detail = f"status={status} bins_counted_by={counted_by} max_psi={max(psis.values(), default=0):.3f} " + (

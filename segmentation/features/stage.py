@@ -5,19 +5,59 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, DoubleType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    DateType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from segmentation.core import logs
-from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS, RUN_DATE
+from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, INDICATOR_COLUMNS, RAW_NUMERIC_COLUMNS, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, InputError
 from segmentation.features import contract
 from segmentation.features.cleaning import fill_missing, imputation_aggregates, read_imputation, select_raw_columns
 from segmentation.features.derived import add_features
 from segmentation.io import tables
+from segmentation.io.rows import row
 
+# The three tables this stage writes, one partition per run_date.
+# `features`: the contract's columns, imputed, and the engineered ones. Written from the frame
+# `add_features` builds; the imputed columns come out NOT NULL, which follows `imputation.columns`.
+FEATURES_SCHEMA = StructType(
+    [
+        StructField(ID_COLUMN, StringType(), True),
+        *[StructField(c, DoubleType(), True) for c in RAW_NUMERIC_COLUMNS],
+        StructField("PURCHASE_TYPE", StringType(), False),
+        StructField("LIMIT_USAGE", DoubleType(), True),
+        StructField("PAYMENT_MINPAY_RATIO", DoubleType(), True),
+        *[StructField(c, DoubleType(), False) for c in INDICATOR_COLUMNS],
+        StructField("MONTHLY_AVG_PURCHASES", DoubleType(), True),
+        StructField("MONTHLY_CASH_ADVANCE", DoubleType(), True),
+        StructField(RUN_DATE, DateType(), False),
+    ]
+)
+
+# `quarantine`: the rows that broke the data contract, as read, with every rule they broke.
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField(RUN_DATE, DateType(), False),
+        StructField("source", StringType(), False),
+        StructField(ID_COLUMN, StringType(), True),
+        StructField("raw", StringType(), True),
+        StructField("reasons", ArrayType(StringType()), False),
+        StructField("quarantined_at", TimestampType(), False),
+    ]
+)
+
+# `imputation`: the value each imputed column's gaps were filled with, and how many there were.
 IMPUTATION_SCHEMA = StructType(
     [
         StructField(RUN_DATE, DateType(), False),
@@ -27,6 +67,29 @@ IMPUTATION_SCHEMA = StructType(
         StructField("rows_imputed", LongType(), True),
     ]
 )
+
+
+def quarantine_columns(run_date: dt.date, source: str) -> list[Column]:
+    """QUARANTINE_SCHEMA's columns, in its order, over the checked rows that broke the contract."""
+    columns = {
+        RUN_DATE: F.lit(run_date),
+        "source": F.lit(source),
+        ID_COLUMN: F.col(ID_COLUMN),
+        "raw": contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]),
+        "reasons": F.col(contract.REASONS),
+        "quarantined_at": F.current_timestamp(),
+    }
+    return [columns[name].alias(name) for name in QUARANTINE_SCHEMA.fieldNames()]
+
+
+def imputation_rows(
+    run_date: dt.date, medians: dict[str, float], missing: dict[str, int], method: str
+) -> list[dict[str, Any]]:
+    """IMPUTATION_SCHEMA rows: one per imputed column, in the order the medians were computed."""
+    return [
+        row(IMPUTATION_SCHEMA, run_date=run_date, column=c, value=v, method=method, rows_imputed=missing[c])
+        for c, v in medians.items()
+    ]
 
 
 def run_features(
@@ -66,14 +129,7 @@ def run_features(
     medians, missing = read_imputation(totals, imp.columns)
     log.info("medians: method=%s %s", imp.method, " ".join(f"{c}={v:.6g}" for c, v in medians.items()))
     with logs.step(log, "write quarantine") as s:
-        bad = checked.where(~kept).select(
-            F.lit(run_date).alias(RUN_DATE),
-            F.lit(source).alias("source"),
-            F.col(ID_COLUMN),
-            contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]).alias("raw"),
-            F.col(contract.REASONS).alias("reasons"),
-            F.current_timestamp().alias("quarantined_at"),
-        )
+        bad = checked.where(~kept).select(*quarantine_columns(run_date, source))
         # A clean night empties its quarantine partition without reading the input again.
         tables.replace_run(bad if rows_bad else bad.limit(0), quarantine_ref, run_date, tag=tag)
         s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
@@ -92,7 +148,7 @@ def run_features(
         progress["rows_written"] = rows_written
         s.detail = f"table={features_ref}"
     with logs.step(log, "write imputation values") as s:
-        rows = [(run_date, c, v, imp.method, missing[c]) for c, v in medians.items()]
+        rows = imputation_rows(run_date, medians, missing, imp.method)
         tables.replace_run(
             spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date, tag=tag, merge_schema=True
         )

@@ -19,6 +19,7 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 from segmentation.core import logs
 from segmentation.core.config import Config
 from segmentation.io import tables
+from segmentation.io.rows import row
 
 RUNNING, SUCCEEDED, FAILED, ABANDONED = "RUNNING", "SUCCEEDED", "FAILED", "ABANDONED"
 STATUSES = (RUNNING, SUCCEEDED, FAILED, ABANDONED)
@@ -79,9 +80,13 @@ def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job:
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if tables.exists(spark, ref):
         _abandon_leftovers(spark, ref, run_id, run_date, job)
-    row = (run_id, run_date, job, started_at, None, RUNNING, None, None, None, None, None, None, None)
+    record = row(
+        RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, ended_at=None, status=RUNNING,
+        rows_read=None, rows_written=None, rows_quarantined=None, model_version=None, error=None, drift_status=None,
+        registry_version=None,
+    )
     # mergeSchema: a runs table from before drift_status or registry_version gains the columns.
-    tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref, merge_schema=True)
+    tables.append(spark.createDataFrame([record], RUNS_SCHEMA), ref, merge_schema=True)
 
 
 def finish(
@@ -108,8 +113,8 @@ def finish(
     }
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if not started:
-        row = (run_id, run_date, job, started_at, *values.values())
-        tables.append(spark.createDataFrame([row], RUNS_SCHEMA), ref, merge_schema=True)
+        record = row(RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, **values)
+        tables.append(spark.createDataFrame([record], RUNS_SCHEMA), ref, merge_schema=True)
         return
     types = {f.name: f.dataType for f in RUNS_SCHEMA.fields}
     # An update, not a merge: measured at about half a merge's time on this one-row change.

@@ -7,14 +7,30 @@ from typing import Any
 
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, DoubleType, IntegerType, StringType, StructField, StructType, TimestampType
 
 from segmentation.core import logs
+from segmentation.core.columns import ID_COLUMN, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, FeaturesNotFoundError
 from segmentation.downstream import drift, refresh
 from segmentation.io import runs, tables
 from segmentation.model import registry, store
 from segmentation.score import scoring
+
+# `segments`: one row per customer and night, as `scoring.score` selects it (whose
+# `scoring.SEGMENTS_SCHEMA` is the scoring pass's own Arrow output, before names and the night).
+SEGMENTS_TABLE_SCHEMA = StructType(
+    [
+        StructField(ID_COLUMN, StringType(), True),
+        StructField("segment_id", IntegerType(), True),
+        StructField("segment_name", StringType(), True),
+        StructField("segment_confidence", DoubleType(), True),
+        StructField("model_version", StringType(), False),
+        StructField(RUN_DATE, DateType(), False),
+        StructField("scored_at", TimestampType(), False),
+    ]
+)
 
 # What campaign queries filter on; statistics on ids and names would cost every write for nothing.
 SEGMENTS_STATS_COLUMNS = ["segment_id", "segment_confidence"]

@@ -13,6 +13,8 @@ import pandas as pd
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 from sklearn.inspection import permutation_importance
 
+from segmentation.io.rows import row
+
 GLOBAL, SEGMENT = "global", "segment"
 
 DRIVERS_SCHEMA = StructType(
@@ -61,15 +63,18 @@ def segment_drivers(profiles: pd.DataFrame) -> pd.DataFrame:
     return segs.drop(columns="_abs").reset_index(drop=True)
 
 
-def table_rows(global_frame: pd.DataFrame, segment_frame: pd.DataFrame, version: str) -> list[tuple]:
+def table_rows(global_frame: pd.DataFrame, segment_frame: pd.DataFrame, version: str) -> list[dict]:
     """Rows for DRIVERS_SCHEMA: the global ranking, then each segment's."""
     rows = [
-        (version, GLOBAL, None, r.feature, int(r.rank), float(r.permutation_importance), float(r.permutation_std),
-         float(r.impurity_importance), None)
+        row(DRIVERS_SCHEMA, model_version=version, scope=GLOBAL, segment_id=None, feature=r.feature, rank=int(r.rank),
+            permutation_importance=float(r.permutation_importance), permutation_std=float(r.permutation_std),
+            impurity_importance=float(r.impurity_importance), std_diff=None)
         for r in global_frame.itertuples(index=False)
     ]
     rows += [
-        (version, SEGMENT, int(r.segment_id), r.feature, int(r.rank), None, None, None, float(r.std_diff))
+        row(DRIVERS_SCHEMA, model_version=version, scope=SEGMENT, segment_id=int(r.segment_id), feature=r.feature,
+            rank=int(r.rank), permutation_importance=None, permutation_std=None, impurity_importance=None,
+            std_diff=float(r.std_diff))
         for r in segment_frame.itertuples(index=False)
     ]
     return rows

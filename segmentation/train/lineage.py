@@ -16,6 +16,7 @@ import pandas as pd
 from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
 from scipy.optimize import linear_sum_assignment
 
+from segmentation.io.rows import row
 from segmentation.train.clustering import NOISE
 
 KEPT, NEW, SPLIT, MERGE, RETIRED = "kept", "new", "split", "merge", "retired"
@@ -110,9 +111,11 @@ def match(
     return Matching(mapping, next_id, previous_version, events)
 
 
-def table_rows(matching: Matching, version: str) -> list[tuple]:
+def table_rows(matching: Matching, version: str) -> list[dict]:
+    """LINEAGE_SCHEMA rows: one per event of the matching."""
     return [
-        (version, matching.previous_version, e["relation"], list(e["segment_ids"]), list(e["previous_segment_ids"]),
-         int(e["rows"]))
+        row(LINEAGE_SCHEMA, model_version=version, previous_model_version=matching.previous_version,
+            relation=e["relation"], segment_ids=list(e["segment_ids"]),
+            previous_segment_ids=list(e["previous_segment_ids"]), rows=int(e["rows"]))
         for e in matching.events
     ]

@@ -18,6 +18,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from segmentation.io.rows import row
+
 POPULATION = "All customers"
 
 PROFILE_COLUMNS = ["segment_id", "segment_name", "size", "share", "feature", "mean", "median", "p25", "p75", "std_diff"]
@@ -100,11 +102,12 @@ def population(profiles: pd.DataFrame) -> pd.DataFrame:
     return profiles[profiles["segment_id"].isna()].set_index("feature")
 
 
-def table_rows(profiles: pd.DataFrame, version: str) -> list[tuple]:
-    """Rows for PROFILES_SCHEMA."""
+def table_rows(profiles: pd.DataFrame, version: str) -> list[dict]:
+    """Rows for PROFILES_SCHEMA, in the profile frame's order (the population's segment_id null)."""
     return [
-        (version, None if pd.isna(r.segment_id) else int(r.segment_id), r.segment_name, int(r.size), float(r.share),
-         r.feature, float(r.mean), float(r.median), float(r.p25), float(r.p75),
-         float(r.std_diff))
+        row(PROFILES_SCHEMA, model_version=version, segment_id=None if pd.isna(r.segment_id) else int(r.segment_id),
+            segment_name=r.segment_name, size=int(r.size), share=float(r.share), feature=r.feature,
+            mean=float(r.mean), median=float(r.median), p25=float(r.p25), p75=float(r.p75),
+            std_diff=float(r.std_diff))
         for r in profiles.itertuples(index=False)
     ]

@@ -7,21 +7,15 @@ draw the bounded sample, read the night's counts and write the small per-model t
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-)
+from pyspark.sql.types import StructType
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
@@ -33,7 +27,6 @@ from segmentation.core.columns import (
     LOG_COLUMNS,
     PURCHASE_TYPES,
     RAW_NUMERIC_COLUMNS,
-    RUN_DATE,
 )
 from segmentation.core.config import Config
 from segmentation.core.errors import ModelError, TrainingError
@@ -42,6 +35,7 @@ from segmentation.features.stage import run_features
 from segmentation.io import tables
 from segmentation.model import registry, store
 from segmentation.serving import pyfunc
+from segmentation.train import candidates as candidates_table
 from segmentation.train import classifier, clustering, drivers, eda, lineage, personas, profiles
 from segmentation.train.preprocessing import ClusteringSpace, LogScaler
 from segmentation.train.sampling import driver_sample
@@ -49,32 +43,6 @@ from segmentation.train.sampling import driver_sample
 # The raw columns whose distributions the report draws, and the figures on persona cards.
 DISTRIBUTION_COLUMNS = ["BALANCE", "PURCHASES", "CASH_ADVANCE", "CREDIT_LIMIT", "PAYMENTS", "MINIMUM_PAYMENTS"]
 KEY_FEATURES = ["BALANCE", "PURCHASES", "CASH_ADVANCE", "CREDIT_LIMIT", "PRC_FULL_PAYMENT", "LIMIT_USAGE", "TENURE"]
-
-CANDIDATES_SCHEMA = StructType(
-    [
-        StructField("model_version", StringType(), False),
-        StructField(RUN_DATE, DateType(), False),
-        StructField("algorithm", StringType(), False),
-        StructField("params", StringType(), False),
-        StructField("n_segments", IntegerType(), False),
-        StructField("silhouette", DoubleType(), True),
-        StructField("calinski_harabasz", DoubleType(), True),
-        StructField("davies_bouldin", DoubleType(), True),
-        StructField("noise_share", DoubleType(), False),
-        StructField("smallest_share", DoubleType(), False),
-        StructField("stability", DoubleType(), True),
-        StructField("bic", DoubleType(), True),
-        StructField("passed", BooleanType(), False),
-        StructField("reason", StringType(), False),
-        StructField("chosen", BooleanType(), False),
-        StructField("fit_seconds", DoubleType(), False),
-        StructField("sample_rows", IntegerType(), False),
-        StructField("model_usable", BooleanType(), False),
-        StructField("largest_share", DoubleType(), True),
-        StructField("rule_agreement", DoubleType(), True),
-        StructField("purchase_type_ari", DoubleType(), True),
-    ]
-)
 
 
 def _fmt(value: float | None) -> str:
@@ -86,18 +54,237 @@ def purchase_type(sample: pd.DataFrame) -> np.ndarray:
     return np.array(PURCHASE_TYPES)[sample[INDICATOR_COLUMNS].to_numpy().argmax(axis=1)]
 
 
-def _train_sample(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable) -> pd.DataFrame:
+# ---------------------------------------------------------------------------------------------
+# What each step of the train hands to the next.
+
+
+class NightCounts(NamedTuple):
+    """The night's figures from its small tables: no customer row reaches the driver."""
+
+    medians: dict[str, float]  # the value each imputed column's gaps were filled with
+    missing: dict[str, int]  # missing values per column: imputed + quarantined for a missing value
+    rows_read: int  # feature rows + quarantined rows
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The sample in the fitted transform's units, and in the clustering space."""
+
+    prep: LogScaler
+    scaled: np.ndarray
+    space: ClusteringSpace
+    X: np.ndarray
+
+
+@dataclass(frozen=True)
+class Matched:
+    """The winner's labels as stable segment ids, matched to the current model's."""
+
+    current: store.ModelBundle | None  # the model tonight's scoring would use, None if none or unloadable
+    matching: lineage.Matching
+    labels: np.ndarray  # stable ids, row for row with the sample
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The forest that scores the segments, its held-out figures and whether it may be used."""
+
+    forest: Any
+    report: classifier.ForestReport
+    usable: bool
+    failure: str | None  # why it may not be used (None when usable)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What the segments mean: profiles (with the personas' names), personas and drivers."""
+
+    profile: pd.DataFrame
+    people: dict[int, personas.Persona]
+    global_drivers: pd.DataFrame
+    segment_drivers: pd.DataFrame
+
+
+# ---------------------------------------------------------------------------------------------
+# The train
+
+
+def run_train(
+    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None
+) -> dict[str, Any]:
+    """Sample -> scale -> compare clusterings -> forest -> personas, drivers, report -> saved bundle.
+
+    `ensure_features(spark, cfg, run_date)` builds the date's features when they are missing
+    (default: the features stage).
+    The driver-side fits run with `train.blas_threads` BLAS/OpenMP threads: where the driver shares
+    its cores with Spark, more threads spin against each other (measured in the README).
+    """
+    with threadpool_limits(limits=cfg.train.blas_threads or None):
+        return _run_train(spark, cfg, run_date, ensure_features or run_features)
+
+
+def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable) -> dict[str, Any]:
+    log = logs.get("train")
+    version = store.new_version()
+    sample = _sample(spark, cfg, run_date, ensure_features, log)
+    prepared = _transform(sample, cfg, log)
+    candidates = _compare(sample, prepared.X, cfg, log)
+    winner = _choose(spark, cfg, run_date, version, candidates, len(prepared.X), log)
+    matched = _match(winner, sample, cfg, log)
+    fitted = _fit_forest(sample, matched.labels, cfg, log)
+    explained = _explain(sample, prepared.scaled, matched, fitted, cfg, log)
+    night = _night_counts(spark, cfg, run_date)
+    bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, winner, matched, fitted, explained, night)
+    report = _report(cfg, run_date, bundle, sample, prepared.X, matched.labels, candidates, explained.people, night, log)
+    path = _save_model(spark, cfg, run_date, bundle, candidates, len(prepared.X), fitted, explained, matched, report,
+                       log)
+    registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log)
+    if fitted.failure is not None:
+        where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
+        raise TrainingError(f"{fitted.failure}; model {version} kept at {path} ({where}never "
+                            f"{cfg.registry.alias}) but not used")
+    return {
+        "model_version": version,
+        "registry_version": registered,
+        "model_path": str(path),
+        "metrics": bundle.metrics,
+        "sample_rows": len(sample),
+        "tables": [
+            str(tables.table_ref(cfg.tables, name))
+            for name in (cfg.tables.clustering_candidates, cfg.tables.segment_profiles, cfg.tables.segment_drivers,
+                         cfg.tables.segment_lineage)
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps, in order
+
+
+def _sample(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable, log) -> pd.DataFrame:
     """The bounded driver sample of the date's features, building the features first if absent."""
-    features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     scfg = cfg.train.sample
-    if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
-        logs.get("train").info("no features for %s yet: running the features stage first", run_date)
-        ensure_features(spark, cfg, run_date)
-    features = tables.read_run(spark, features_ref, run_date)
-    return driver_sample(features, FEATURE_COLUMNS, scfg.max_rows, scfg.seed)
+    with logs.step(log, "sample features") as s:
+        features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+        if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
+            log.info("no features for %s yet: running the features stage first", run_date)
+            ensure_features(spark, cfg, run_date)
+        features = tables.read_run(spark, features_ref, run_date)
+        sample = driver_sample(features, FEATURE_COLUMNS, scfg.max_rows, scfg.seed)
+        s.rows = len(sample)
+        s.detail = f"cap={scfg.max_rows} seed={scfg.seed}"
+    return sample
 
 
-def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> tuple[dict[str, float], dict[str, int], int]:
+def _transform(sample: pd.DataFrame, cfg: Config, log) -> Prepared:
+    """The log transform and scaling fitted on the sample, then the clustering space."""
+    tcfg = cfg.train
+    with logs.step(log, "transform") as s:
+        prep = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample)
+        scaled = prep.transform(sample)
+        space = ClusteringSpace(FEATURE_COLUMNS, tcfg.space.families, tcfg.space.kind).fit()
+        X = space.transform(scaled)
+        s.rows = len(X)
+        s.detail = f"kind={tcfg.transform.kind} space={tcfg.space.kind} columns={len(space.space_columns_)}"
+    return Prepared(prep, scaled, space, X)
+
+
+def _compare(sample: pd.DataFrame, X: np.ndarray, cfg: Config, log) -> list[clustering.Candidate]:
+    """Every configured clustering fitted on `X`, measured and held to the guardrails."""
+    tcfg, ccfg = cfg.train, cfg.train.clustering
+    raw = sample[RAW_NUMERIC_COLUMNS].to_numpy(dtype=float)
+    with logs.step(log, "compare clusterings") as s:
+        candidates = clustering.evaluate(X, ccfg, raw=raw, purchase_type=purchase_type(sample))
+        clustering.apply_guardrails(candidates, ccfg.guardrails)
+        s.rows = len(X)
+        s.detail = (
+            f"candidates={len(candidates)} passed={sum(c.passed for c in candidates)} "
+            f"(fits and DBSCAN on {len(X)} rows, cap train.sample.max_rows={tcfg.sample.max_rows}; "
+            f"metrics on {min(len(X), ccfg.metric_max_rows)} rows, cap clustering.metric_max_rows={ccfg.metric_max_rows})"
+        )
+    for c in candidates:
+        log.info(
+            "candidate %s: segments=%d silhouette=%s calinski_harabasz=%s davies_bouldin=%s noise=%.3f "
+            "smallest=%.3f largest=%.3f stability=%s rule_agreement=%s purchase_type_ari=%s %s",
+            c.name, c.n_segments, _fmt(c.silhouette), _fmt(c.calinski_harabasz), _fmt(c.davies_bouldin),
+            c.noise_share, c.smallest_share, c.largest_share, _fmt(c.stability), _fmt(c.rule_agreement),
+            _fmt(c.purchase_type_ari), "passed" if c.passed else f"failed: {c.reason}",
+        )
+    return candidates
+
+
+def _choose(
+    spark: SparkSession, cfg: Config, run_date: dt.date, version: str, candidates: list[clustering.Candidate],
+    rows: int, log,
+) -> clustering.Candidate:
+    """The winning candidate. With none passing, the candidates (and the MLflow run) are put on
+    record before the TrainingError goes up: no model is made."""
+    try:
+        winner = clustering.choose(candidates, cfg.train.clustering.tie_tolerance)
+    except TrainingError as exc:
+        _write_candidates(spark, cfg, version, run_date, candidates, rows, usable=False)
+        if cfg.registry.enabled:  # no model to register, but the run and its candidates are on record
+            registry.log_training(cfg, run_date, {"candidates": [c.record() for c in candidates], "sample_rows": rows},
+                                  None, {"bundle_version": version}, str(exc))
+        raise
+    log.info(
+        "winner: %s silhouette=%s segments=%d stability=%s rule_agreement=%s purchase_type_ari=%s",
+        winner.name, _fmt(winner.silhouette), winner.n_segments, _fmt(winner.stability),
+        _fmt(winner.rule_agreement), _fmt(winner.purchase_type_ari),
+    )
+    return winner
+
+
+def _match(winner: clustering.Candidate, sample: pd.DataFrame, cfg: Config, log) -> Matched:
+    """The winner's labels as stable ids: the current model's where a segment is found again."""
+    with logs.step(log, "match segment ids") as s:
+        current, floor = _current_model(cfg, log)
+        matching = _match_ids(winner.labels, sample, current, floor, cfg.train)
+        labels = matching.relabel(winner.labels)
+        s.rows = len(labels)
+        s.detail = (f"previous={matching.previous_version or 'none'} " + " ".join(
+            f"{e['relation']}:{e['previous_segment_ids']}->{e['segment_ids']}" for e in matching.events))
+    return Matched(current, matching, labels)
+
+
+def _fit_forest(sample: pd.DataFrame, labels: np.ndarray, cfg: Config, log) -> Fitted:
+    """The forest that learns the segments from the features, and its gate on held-out rows."""
+    fcfg = cfg.train.forest
+    with logs.step(log, "train forest") as s:
+        forest, report = classifier.train_forest(sample[FEATURE_COLUMNS].to_numpy(dtype=float), labels, fcfg)
+        s.rows = report.train_rows
+        s.detail = f"test_rows={report.test_rows} accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} " + (
+            "per_segment_f1=" + ",".join(f"{k}:{v:.3f}" for k, v in report.per_segment_f1.items())
+        )
+    usable = report.macro_f1 >= fcfg.min_macro_f1
+    failure = None if usable else (
+        f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
+        f"train.forest.min_macro_f1={fcfg.min_macro_f1}"
+    )
+    return Fitted(forest, report, usable, failure)
+
+
+def _explain(sample: pd.DataFrame, scaled: np.ndarray, matched: Matched, fitted: Fitted, cfg: Config, log) -> Explained:
+    """Profiles, personas (kept segments keep their names) and the global and per-segment drivers."""
+    tcfg, labels = cfg.train, matched.labels
+    with logs.step(log, "profiles, personas and drivers") as s:
+        profile = profiles.segment_profiles(sample, scaled, labels, FEATURE_COLUMNS)
+        people = personas.build(profile, tcfg.explain.trait_threshold)
+        _keep_names(people, matched.matching, matched.current)
+        profile = profiles.with_names(profile, {k: p.name for k, p in people.items()})
+        global_drivers = drivers.global_drivers(
+            fitted.forest, fitted.report.X_test, fitted.report.y_test, FEATURE_COLUMNS, tcfg.explain.permutation_repeats,
+            tcfg.forest.random_state,
+        )
+        segment_drivers = drivers.segment_drivers(profile)
+        s.rows = len(sample)
+        s.detail = " | ".join(f"{k}: {p.name}" for k, p in sorted(people.items()))
+    for k, p in sorted(people.items()):
+        log.info("segment %d %r (%d%%): %s", k, p.name, round(100 * float(np.mean(labels == k))), p.description)
+    return Explained(profile, people, global_drivers, segment_drivers)
+
+
+def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightCounts:
     """(medians used, missing values per column, rows read) of the night, from its small tables.
 
     Missing = rows imputed (imputation table) + rows quarantined for a missing value; rows read =
@@ -126,180 +313,101 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> tuple[
         for r in reasons:
             column = r["reason"].split(":", 1)[1]
             missing[column] = missing.get(column, 0) + int(r["count"])
-    return medians, missing, features_rows + quarantined
+    return NightCounts(medians, missing, features_rows + quarantined)
 
 
-def run_train(
-    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None
-) -> dict[str, Any]:
-    """Sample -> scale -> compare clusterings -> forest -> personas, drivers, report -> saved bundle.
-
-    `ensure_features(spark, cfg, run_date)` builds the date's features when they are missing
-    (default: the features stage).
-    The driver-side fits run with `train.blas_threads` BLAS/OpenMP threads: where the driver shares
-    its cores with Spark, more threads spin against each other (measured in the README).
-    """
-    with threadpool_limits(limits=cfg.train.blas_threads or None):
-        return _run_train(spark, cfg, run_date, ensure_features or run_features)
-
-
-def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable) -> dict[str, Any]:
-    log = logs.get("train")
-    tcfg, ccfg = cfg.train, cfg.train.clustering
-    version = store.new_version()
-    with logs.step(log, "sample features") as s:
-        sample = _train_sample(spark, cfg, run_date, ensure_features)
-        s.rows = len(sample)
-        s.detail = f"cap={tcfg.sample.max_rows} seed={tcfg.sample.seed}"
-    with logs.step(log, "transform") as s:
-        prep = LogScaler(FEATURE_COLUMNS, LOG_COLUMNS, tcfg.transform.kind, tcfg.transform.offset).fit(sample)
-        scaled = prep.transform(sample)
-        space = ClusteringSpace(FEATURE_COLUMNS, tcfg.space.families, tcfg.space.kind).fit()
-        X = space.transform(scaled)
-        s.rows = len(X)
-        s.detail = f"kind={tcfg.transform.kind} space={tcfg.space.kind} columns={len(space.space_columns_)}"
-    raw = sample[RAW_NUMERIC_COLUMNS].to_numpy(dtype=float)
-    with logs.step(log, "compare clusterings") as s:
-        candidates = clustering.evaluate(X, ccfg, raw=raw, purchase_type=purchase_type(sample))
-        clustering.apply_guardrails(candidates, ccfg.guardrails)
-        s.rows = len(X)
-        s.detail = (
-            f"candidates={len(candidates)} passed={sum(c.passed for c in candidates)} "
-            f"(fits and DBSCAN on {len(X)} rows, cap train.sample.max_rows={tcfg.sample.max_rows}; "
-            f"metrics on {min(len(X), ccfg.metric_max_rows)} rows, cap clustering.metric_max_rows={ccfg.metric_max_rows})"
-        )
-    for c in candidates:
-        log.info(
-            "candidate %s: segments=%d silhouette=%s calinski_harabasz=%s davies_bouldin=%s noise=%.3f "
-            "smallest=%.3f largest=%.3f stability=%s rule_agreement=%s purchase_type_ari=%s %s",
-            c.name, c.n_segments, _fmt(c.silhouette), _fmt(c.calinski_harabasz), _fmt(c.davies_bouldin),
-            c.noise_share, c.smallest_share, c.largest_share, _fmt(c.stability), _fmt(c.rule_agreement),
-            _fmt(c.purchase_type_ari), "passed" if c.passed else f"failed: {c.reason}",
-        )
-    try:
-        winner = clustering.choose(candidates, ccfg.tie_tolerance)
-    except TrainingError as exc:
-        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=False)
-        if cfg.registry.enabled:  # no model to register, but the run and its candidates are on record
-            registry.log_training(cfg, run_date, {"candidates": [c.record() for c in candidates], "sample_rows": len(X)},
-                                  None, {"bundle_version": version}, str(exc))
-        raise
-    log.info(
-        "winner: %s silhouette=%s segments=%d stability=%s rule_agreement=%s purchase_type_ari=%s",
-        winner.name, _fmt(winner.silhouette), winner.n_segments, _fmt(winner.stability),
-        _fmt(winner.rule_agreement), _fmt(winner.purchase_type_ari),
-    )
-    with logs.step(log, "match segment ids") as s:
-        current, floor = _current_model(cfg, log)
-        matching = _match_ids(winner.labels, sample, current, floor, tcfg)
-        labels = matching.relabel(winner.labels)
-        s.rows = len(labels)
-        s.detail = (f"previous={matching.previous_version or 'none'} " + " ".join(
-            f"{e['relation']}:{e['previous_segment_ids']}->{e['segment_ids']}" for e in matching.events))
-    with logs.step(log, "train forest") as s:
-        forest, report = classifier.train_forest(sample[FEATURE_COLUMNS].to_numpy(dtype=float), labels, tcfg.forest)
-        s.rows = report.train_rows
-        s.detail = f"test_rows={report.test_rows} accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} " + (
-            "per_segment_f1=" + ",".join(f"{k}:{v:.3f}" for k, v in report.per_segment_f1.items())
-        )
-    usable = report.macro_f1 >= tcfg.forest.min_macro_f1
-    with logs.step(log, "profiles, personas and drivers") as s:
-        profile = profiles.segment_profiles(sample, scaled, labels, FEATURE_COLUMNS)
-        people = personas.build(profile, tcfg.explain.trait_threshold)
-        _keep_names(people, matching, current)
-        profile = profiles.with_names(profile, {k: p.name for k, p in people.items()})
-        global_drivers = drivers.global_drivers(
-            forest, report.X_test, report.y_test, FEATURE_COLUMNS, tcfg.explain.permutation_repeats,
-            tcfg.forest.random_state,
-        )
-        segment_drivers = drivers.segment_drivers(profile)
-        s.rows = len(sample)
-        s.detail = " | ".join(f"{k}: {p.name}" for k, p in sorted(people.items()))
-    for k, p in sorted(people.items()):
-        log.info("segment %d %r (%d%%): %s", k, p.name, round(100 * float(np.mean(labels == k))), p.description)
-    classes = [int(c) for c in forest.classes_]
+def _bundle(
+    cfg: Config, run_date: dt.date, version: str, sample: pd.DataFrame, prepared: Prepared,
+    candidates: list[clustering.Candidate], winner: clustering.Candidate, matched: Matched, fitted: Fitted,
+    explained: Explained, night: NightCounts,
+) -> store.ModelBundle:
+    """Everything scoring, serving and the report need, with the train's metrics."""
+    tcfg, labels, people = cfg.train, matched.labels, explained.people
+    classes = [int(c) for c in fitted.forest.classes_]
     names = {k: people[k].name for k in classes}
     segments, sizes = np.unique(labels[labels != clustering.NOISE], return_counts=True)
     metrics = {
         "run_date": run_date.isoformat(),
         "sample_rows": len(sample),
         "transform": tcfg.transform.kind,
-        "clustering_space": {"kind": tcfg.space.kind, "weights": space.weights_},
+        "clustering_space": {"kind": tcfg.space.kind, "weights": prepared.space.weights_},
         "candidates": [c.record() for c in candidates],
         "winner": winner.record(),
-        "forest": report.record(),
-        "usable": usable,
+        "forest": fitted.report.record(),
+        "usable": fitted.usable,
         "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
         "segment_names": {str(k): v for k, v in names.items()},
         "segment_descriptions": {str(k): people[k].description for k in classes},
         "persona_families": {str(k): people[k].families for k in classes},
-        "lineage": {"previous_model_version": matching.previous_version, "events": matching.events},
+        "lineage": {"previous_model_version": matched.matching.previous_version, "events": matched.matching.events},
     }
-    medians, missing, rows_read = _night_counts(spark, cfg, run_date)
-    bundle = store.ModelBundle(
+    return store.ModelBundle(
         version=version,
         feature_columns=list(FEATURE_COLUMNS),
-        preprocessor=prep,
-        forest=forest,
+        preprocessor=prepared.prep,
+        forest=fitted.forest,
         segment_names=names,
-        imputation=medians,
+        imputation=night.medians,
         metrics=metrics,
         library_versions=store.library_versions(),
         trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date}",
-        clustering_space=space,
+        clustering_space=prepared.space,
         segment_descriptions={k: people[k].description for k in classes},
-        profiles=profile,
-        drivers_global=global_drivers,
-        drivers_segment=segment_drivers,
-        next_segment_id=matching.next_id,
-        lineage=matching.events,
+        profiles=explained.profile,
+        drivers_global=explained.global_drivers,
+        drivers_segment=explained.segment_drivers,
+        next_segment_id=matched.matching.next_id,
+        lineage=matched.matching.events,
         drift_reference=drift.reference(sample, FEATURE_COLUMNS, cfg.drift.bins),
     )
-    extras = None
-    if tcfg.explain.report:
-        inputs = report_inputs(
-            bundle, run_date, sample, X, labels, candidates, people, eda.column_profile(
-                sample, FEATURE_COLUMNS, missing, rows_read
-            ), ccfg,
-        )
-        extras = _report_writer(inputs, log)
+
+
+def _report(
+    cfg: Config, run_date: dt.date, bundle: store.ModelBundle, sample: pd.DataFrame, X: np.ndarray,
+    labels: np.ndarray, candidates: list[clustering.Candidate], people: dict[int, personas.Persona],
+    night: NightCounts, log,
+) -> Callable | None:
+    """What writes the report into the bundle's folder as it is saved (None: `train.explain.report` off)."""
+    if not cfg.train.explain.report:
+        return None
+    column_profile = eda.column_profile(sample, FEATURE_COLUMNS, night.missing, night.rows_read)
+    inputs = report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, cfg.train.clustering)
+    return _report_writer(inputs, log)
+
+
+def _save_model(
+    spark: SparkSession, cfg: Config, run_date: dt.date, bundle: store.ModelBundle,
+    candidates: list[clustering.Candidate], rows: int, fitted: Fitted, explained: Explained, matched: Matched,
+    report: Callable | None, log,
+) -> Path:
+    """The bundle (and its report) saved, then its four tables written; the bundle's folder."""
     with logs.step(log, "save model") as s:
-        path = store.save(bundle, cfg.tables.models_dir, usable=usable, extras=extras)
-        _write_candidates(spark, cfg, version, run_date, candidates, len(X), usable=usable)
-        _write_explanations(spark, cfg, version, profile, global_drivers, segment_drivers)
-        tables.replace_key(
-            spark.createDataFrame(lineage.table_rows(matching, version), lineage.LINEAGE_SCHEMA),
-            tables.table_ref(cfg.tables, cfg.tables.segment_lineage), "model_version", version,
+        path = store.save(bundle, cfg.tables.models_dir, usable=fitted.usable, extras=report)
+        _write_tables(spark, cfg, run_date, bundle.version, candidates, rows, fitted.usable, explained,
+                      matched.matching)
+        s.detail = f"version={bundle.version} usable={fitted.usable} path={path}"
+    return path
+
+
+def _register(
+    spark: SparkSession, cfg: Config, run_date: dt.date, bundle: store.ModelBundle, path: Path,
+    failure: str | None, rows_read: int, log,
+) -> int | None:
+    """The MLflow run and registered version (None with the registry off); champion only without `failure`."""
+    if not cfg.registry.enabled:
+        return None
+    with logs.step(log, "register model") as s:
+        registered = registry.log_training(
+            cfg, run_date, bundle.metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure,
+            save_pyfunc=pyfunc.save_model,
         )
-        s.detail = f"version={version} usable={usable} path={path}"
-    failure = None if usable else (
-        f"the forest agrees with the clusterer at macro-F1 {report.macro_f1:.4f} on held-out rows, below "
-        f"train.forest.min_macro_f1={tcfg.forest.min_macro_f1}"
-    )
-    registered = None
-    if cfg.registry.enabled:
-        with logs.step(log, "register model") as s:
-            registered = registry.log_training(
-                cfg, run_date, metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure,
-                save_pyfunc=pyfunc.save_model,
-            )
-            s.detail = f"{cfg.registry.model_name} version={registered} " + (
-                f"{cfg.registry.alias}=yes" if failure is None else f"{cfg.registry.alias}=no (failed its gates)")
-    if failure is not None:
-        where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
-        raise TrainingError(f"{failure}; model {version} kept at {path} ({where}never {cfg.registry.alias}) but not used")
-    return {
-        "model_version": version,
-        "registry_version": registered,
-        "model_path": str(path),
-        "metrics": metrics,
-        "sample_rows": len(sample),
-        "tables": [
-            str(tables.table_ref(cfg.tables, name))
-            for name in (cfg.tables.clustering_candidates, cfg.tables.segment_profiles, cfg.tables.segment_drivers,
-                         cfg.tables.segment_lineage)
-        ],
-    }
+        s.detail = f"{cfg.registry.model_name} version={registered} " + (
+            f"{cfg.registry.alias}=yes" if failure is None else f"{cfg.registry.alias}=no (failed its gates)")
+    return registered
+
+
+# ---------------------------------------------------------------------------------------------
+# What the steps use
 
 
 def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, rows: int) -> dict[str, Any]:
@@ -424,27 +532,35 @@ def _report_writer(inputs, log) -> Callable:
     return write
 
 
-def _write_candidates(spark, cfg: Config, version: str, run_date: dt.date, candidates, rows: int, usable: bool) -> None:
-    ref = tables.table_ref(cfg.tables, cfg.tables.clustering_candidates)
-    records = []
-    for c in candidates:
-        r = c.record()
-        records.append(
-            (version, run_date, r["algorithm"], r["params"], r["n_segments"], r["silhouette"], r["calinski_harabasz"],
-             r["davies_bouldin"], r["noise_share"], r["smallest_share"], r["stability"], r["bic"], r["passed"],
-             r["reason"], r["chosen"], float(r["fit_seconds"]), rows, usable, r["largest_share"], r["rule_agreement"],
-             r["purchase_type_ari"])
-        )
-    frame = spark.createDataFrame(records, CANDIDATES_SCHEMA)
-    tables.replace_key(frame, ref, "model_version", version, merge_schema=True)
+def _write_tables(
+    spark: SparkSession, cfg: Config, run_date: dt.date, version: str, candidates: list[clustering.Candidate],
+    rows: int, usable: bool, explained: Explained, matching: lineage.Matching,
+) -> None:
+    """The model's rows of clustering_candidates, segment_profiles, segment_drivers and segment_lineage."""
+    _write_candidates(spark, cfg, version, run_date, candidates, rows, usable=usable)
+    _replace_model_rows(spark, cfg, cfg.tables.segment_profiles, version,
+                        profiles.table_rows(explained.profile, version), profiles.PROFILES_SCHEMA)
+    _replace_model_rows(spark, cfg, cfg.tables.segment_drivers, version,
+                        drivers.table_rows(explained.global_drivers, explained.segment_drivers, version),
+                        drivers.DRIVERS_SCHEMA)
+    _replace_model_rows(spark, cfg, cfg.tables.segment_lineage, version, lineage.table_rows(matching, version),
+                        lineage.LINEAGE_SCHEMA)
 
 
-def _write_explanations(spark, cfg: Config, version: str, profile, global_drivers, segment_drivers) -> None:
-    tables.replace_key(
-        spark.createDataFrame(profiles.table_rows(profile, version), profiles.PROFILES_SCHEMA),
-        tables.table_ref(cfg.tables, cfg.tables.segment_profiles), "model_version", version,
-    )
-    tables.replace_key(
-        spark.createDataFrame(drivers.table_rows(global_drivers, segment_drivers, version), drivers.DRIVERS_SCHEMA),
-        tables.table_ref(cfg.tables, cfg.tables.segment_drivers), "model_version", version,
-    )
+def _write_candidates(
+    spark: SparkSession, cfg: Config, version: str, run_date: dt.date, candidates: list[clustering.Candidate],
+    rows: int, usable: bool,
+) -> None:
+    # mergeSchema: a candidates table from before a figure was added gains its column.
+    _replace_model_rows(spark, cfg, cfg.tables.clustering_candidates, version,
+                        candidates_table.table_rows(candidates, version, run_date, rows, usable),
+                        candidates_table.CANDIDATES_SCHEMA, merge_schema=True)
+
+
+def _replace_model_rows(
+    spark: SparkSession, cfg: Config, table: str, version: str, rows: list[dict[str, Any]], schema: StructType,
+    merge_schema: bool = False,
+) -> None:
+    """Replaces the model version's rows of `table` with `rows` (built by the table's owner)."""
+    tables.replace_key(spark.createDataFrame(rows, schema), tables.table_ref(cfg.tables, table), "model_version",
+                       version, merge_schema=merge_schema)
