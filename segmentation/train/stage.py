@@ -135,7 +135,7 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     explained = _explain(sample, prepared.scaled, matched, fitted, cfg, log)
     night = _night_counts(spark, cfg, run_date)
     bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, winner, matched, fitted, explained, night)
-    report = _report(cfg, run_date, bundle, sample, prepared.X, matched.labels, candidates, explained.people, night, log)
+    report = _report(cfg, run_date, bundle, sample, prepared, matched, candidates, explained, night, log)
     path = _save_model(spark, cfg, run_date, bundle, candidates, len(prepared.X), fitted, explained, matched, report,
                        log)
     registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log)
@@ -273,8 +273,8 @@ def _explain(sample: pd.DataFrame, scaled: np.ndarray, matched: Matched, fitted:
         _keep_names(people, matched.matching, matched.current)
         profile = profiles.with_names(profile, {k: p.name for k, p in people.items()})
         global_drivers = drivers.global_drivers(
-            fitted.forest, fitted.report.X_test, fitted.report.y_test, FEATURE_COLUMNS, tcfg.explain.permutation_repeats,
-            tcfg.forest.random_state,
+            fitted.forest, fitted.report.X_test, fitted.report.y_test, FEATURE_COLUMNS,
+            tcfg.explain.permutation_repeats, tcfg.forest.random_state,
         )
         segment_drivers = drivers.segment_drivers(profile)
         s.rows = len(sample)
@@ -322,31 +322,15 @@ def _bundle(
     explained: Explained, night: NightCounts,
 ) -> store.ModelBundle:
     """Everything scoring, serving and the report need, with the train's metrics."""
-    tcfg, labels, people = cfg.train, matched.labels, explained.people
+    people = explained.people
     classes = [int(c) for c in fitted.forest.classes_]
-    names = {k: people[k].name for k in classes}
-    segments, sizes = np.unique(labels[labels != clustering.NOISE], return_counts=True)
-    metrics = {
-        "run_date": run_date.isoformat(),
-        "sample_rows": len(sample),
-        "transform": tcfg.transform.kind,
-        "clustering_space": {"kind": tcfg.space.kind, "weights": prepared.space.weights_},
-        "candidates": [c.record() for c in candidates],
-        "winner": winner.record(),
-        "forest": fitted.report.record(),
-        "usable": fitted.usable,
-        "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
-        "segment_names": {str(k): v for k, v in names.items()},
-        "segment_descriptions": {str(k): people[k].description for k in classes},
-        "persona_families": {str(k): people[k].families for k in classes},
-        "lineage": {"previous_model_version": matched.matching.previous_version, "events": matched.matching.events},
-    }
+    metrics = _metrics(cfg, run_date, sample, prepared, candidates, winner, matched, fitted, explained)
     return store.ModelBundle(
         version=version,
         feature_columns=list(FEATURE_COLUMNS),
         preprocessor=prepared.prep,
         forest=fitted.forest,
-        segment_names=names,
+        segment_names={k: people[k].name for k in classes},
         imputation=night.medians,
         metrics=metrics,
         library_versions=store.library_versions(),
@@ -362,16 +346,41 @@ def _bundle(
     )
 
 
+def _metrics(
+    cfg: Config, run_date: dt.date, sample: pd.DataFrame, prepared: Prepared, candidates: list[clustering.Candidate],
+    winner: clustering.Candidate, matched: Matched, fitted: Fitted, explained: Explained,
+) -> dict[str, Any]:
+    """The train's figures: the bundle's metrics.json and the MLflow run's metrics."""
+    tcfg, labels, people = cfg.train, matched.labels, explained.people
+    classes = [int(c) for c in fitted.forest.classes_]
+    segments, sizes = np.unique(labels[labels != clustering.NOISE], return_counts=True)
+    return {
+        "run_date": run_date.isoformat(),
+        "sample_rows": len(sample),
+        "transform": tcfg.transform.kind,
+        "clustering_space": {"kind": tcfg.space.kind, "weights": prepared.space.weights_},
+        "candidates": [c.record() for c in candidates],
+        "winner": winner.record(),
+        "forest": fitted.report.record(),
+        "usable": fitted.usable,
+        "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
+        "segment_names": {str(k): people[k].name for k in classes},
+        "segment_descriptions": {str(k): people[k].description for k in classes},
+        "persona_families": {str(k): people[k].families for k in classes},
+        "lineage": {"previous_model_version": matched.matching.previous_version, "events": matched.matching.events},
+    }
+
+
 def _report(
-    cfg: Config, run_date: dt.date, bundle: store.ModelBundle, sample: pd.DataFrame, X: np.ndarray,
-    labels: np.ndarray, candidates: list[clustering.Candidate], people: dict[int, personas.Persona],
-    night: NightCounts, log,
+    cfg: Config, run_date: dt.date, bundle: store.ModelBundle, sample: pd.DataFrame, prepared: Prepared,
+    matched: Matched, candidates: list[clustering.Candidate], explained: Explained, night: NightCounts, log,
 ) -> Callable | None:
     """What writes the report into the bundle's folder as it is saved (None: `train.explain.report` off)."""
     if not cfg.train.explain.report:
         return None
     column_profile = eda.column_profile(sample, FEATURE_COLUMNS, night.missing, night.rows_read)
-    inputs = report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, cfg.train.clustering)
+    inputs = report_inputs(bundle, run_date, sample, prepared.X, matched.labels, candidates, explained.people,
+                           column_profile, cfg.train.clustering)
     return _report_writer(inputs, log)
 
 
