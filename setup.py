@@ -33,7 +33,7 @@ setup(
     python_requires=">=3.11",  # numpy 2.4 needs 3.11
     packages=[*find_packages(include=["segmentation", "segmentation.*"]), "segmentation.conf", "jobs"],
     package_dir={"segmentation.conf": "conf"},
-    package_data={"segmentation.conf": ["*.yaml", "*.properties"]},
+    package_data={"segmentation.conf": ["*.yaml", "*.properties"], "segmentation.synthetic": ["*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"local": LOCAL_REQUIRES, "test": TEST_REQUIRES},
     entry_points={
