@@ -106,17 +106,18 @@ def hardness(spark, cfg: Config, run_date, labeller: Callable | None = None) -> 
     Runs features on the input; then, without `labeller`, the default train, and the labels are
     the trained model's (each data's own model); with it, `labeller`'s (another data's model).
     """
-    from segmentation import pipeline
+    from segmentation.features.stage import run_features
+    from segmentation.train.stage import run_train
     from segmentation.io import tables
     from segmentation.train.sampling import driver_sample
 
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
-        pipeline.run_features(spark, cfg, run_date)
+        run_features(spark, cfg, run_date)
     features = tables.read_run(spark, features_ref, run_date)
     sample = driver_sample(features, FEATURE_COLUMNS, cfg.train.sample.max_rows, cfg.train.sample.seed)
     if labeller is None:
-        trained = pipeline.run_train(spark, cfg, run_date)
+        trained = run_train(spark, cfg, run_date)
         labels, labeller = winner_labeller(sample, cfg, trained["metrics"]["winner"])
     else:
         labels = labeller(sample)
