@@ -7,6 +7,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import StandardScaler
 
+from segmentation.core.config import TransformConfig
+
+_DEFAULT = TransformConfig()  # train.transform's defaults, for callers that pass none
+
 
 class LogScaler(BaseEstimator, TransformerMixin):
     """log1p (or log(x + offset)) on `log_columns`, then StandardScaler over all columns.
@@ -14,7 +18,8 @@ class LogScaler(BaseEstimator, TransformerMixin):
     Works on a pandas frame by column name, so scoring cannot silently reorder features.
     """
 
-    def __init__(self, columns: list[str], log_columns: list[str], kind: str = "log1p", offset: float = 1e-6):
+    def __init__(self, columns: list[str], log_columns: list[str], kind: str = _DEFAULT.kind,
+                 offset: float = _DEFAULT.offset):
         self.columns = columns
         self.log_columns = log_columns
         self.kind = kind
