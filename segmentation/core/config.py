@@ -379,7 +379,8 @@ def _describe(error: Mapping[str, Any]) -> str:
                 f"{', '.join(sorted(section.model_fields))})")
     if kind == "relation":
         ctx = error["ctx"]
-        named = {name: f"{_dotted(loc + tuple(path.split('.')))} ({value})" for name, (path, value) in ctx["keys"].items()}
+        named = {name: f"{_dotted(loc + tuple(path.split('.')))} ({value})"
+                 for name, (path, value) in ctx["keys"].items()}
         return f"config key {ctx['rule'].format(**named)}"
     if kind == "model_type":
         expected = "a section (mapping)"
