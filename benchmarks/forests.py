@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -70,8 +70,8 @@ def single_thread_rows_per_s(forest, X: np.ndarray, repeats: int = 3) -> float:
 def measure(sizing: ForestConfig, base: ForestConfig, X: np.ndarray, labels: np.ndarray,
             X_eval: np.ndarray, repeats: int = 3) -> ForestFigures:
     """Trains one forest shape with the product's split and class weights; times it on X_eval."""
-    cfg = replace(base, n_estimators=sizing.n_estimators, max_depth=sizing.max_depth,
-                  min_samples_leaf=sizing.min_samples_leaf)
+    cfg = base.model_copy(update={"n_estimators": sizing.n_estimators, "max_depth": sizing.max_depth,
+                                  "min_samples_leaf": sizing.min_samples_leaf})
     forest, report = classifier.train_forest(X, labels, cfg)
     return ForestFigures(
         n_estimators=cfg.n_estimators,

@@ -10,9 +10,11 @@ from pyspark.sql.types import NumericType, StringType
 
 from segmentation.core import logs
 from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.core.config import ImputationConfig
 from segmentation.core.errors import InputError
 
 log = logs.get("features")
+_DEFAULT = ImputationConfig()  # imputation's defaults, for callers that pass none
 
 
 def select_raw_columns(df: DataFrame) -> DataFrame:
@@ -67,7 +69,7 @@ def read_imputation(row: Row, columns: list[str]) -> tuple[dict[str, float], dic
 
 
 def compute_medians(
-    df: DataFrame, columns: list[str], method: str = "approx", accuracy: int = 10000
+    df: DataFrame, columns: list[str], method: str = _DEFAULT.method, accuracy: int = _DEFAULT.accuracy
 ) -> dict[str, float]:
     """One Spark pass over the full table; returns {column: median of its non-null values}."""
     if not columns:

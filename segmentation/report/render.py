@@ -24,13 +24,8 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from segmentation.core.columns import NOISE
 from segmentation.report import plots
-
-# Mirrors the default `train.clustering.guardrails.max_rule_agreement`: above it a shallow rule on
-# the raw columns reproduces a candidate's labels, which the candidate plot marks with an x.
-RULE_AGREEMENT_LIMIT = 0.90
-TOP_GLOBAL_DRIVERS = 15
-TOP_SEGMENT_DRIVERS = 5
 
 _MONEY = {
     "BALANCE", "PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "CASH_ADVANCE", "CREDIT_LIMIT",
@@ -62,7 +57,9 @@ class ReportInputs:
     eda: pd.DataFrame  # column, missing_share, zero_share, p01, p25, p50, p75, p99, skew
     correlation: pd.DataFrame  # square, index == columns == feature names
     key_features: list[str]  # shown on persona cards: segment median against population median
-    rule_threshold: float = RULE_AGREEMENT_LIMIT  # the guardrail's max_rule_agreement
+    # The training's train.clustering.guardrails.max_rule_agreement: above it a shallow rule on the
+    # raw columns reproduces a candidate's labels, which the candidate plot marks with an x.
+    rule_threshold: float
 
 
 _REQUIRED = {
@@ -181,13 +178,13 @@ def _colors(inputs: ReportInputs) -> dict[int, str]:
 
 def _segment_order(inputs: ReportInputs) -> list[int]:
     ids = sorted(set(inputs.segments["segment_id"].astype(int)))
-    return [i for i in ids if i != plots.NOISE] + ([plots.NOISE] if plots.NOISE in ids else [])
+    return [i for i in ids if i != NOISE] + ([NOISE] if NOISE in ids else [])
 
 
 def _segment_count(inputs: ReportInputs) -> str:
     ids = set(inputs.segments["segment_id"].astype(int))
-    count = len(ids - {plots.NOISE})
-    return f"{count}, plus DBSCAN noise" if plots.NOISE in ids else str(count)
+    count = len(ids - {NOISE})
+    return f"{count}, plus DBSCAN noise" if NOISE in ids else str(count)
 
 
 def _sorted_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -343,9 +340,9 @@ def charts(inputs: ReportInputs) -> list[Chart]:
         Chart("silhouette", "Silhouette per segment", alt_silhouette,
               lambda: plots.silhouette_by_segment(inputs.sample, colors, names)),
         Chart("drivers-global", "Global drivers", alt_global,
-              lambda: plots.global_drivers(inputs.drivers_global, TOP_GLOBAL_DRIVERS)),
+              lambda: plots.global_drivers(inputs.drivers_global, plots.TOP_GLOBAL_DRIVERS)),
         Chart("drivers-segment", "Drivers per segment", alt_segment,
-              lambda: plots.segment_drivers(inputs.drivers_segment, colors, names, TOP_SEGMENT_DRIVERS)),
+              lambda: plots.segment_drivers(inputs.drivers_segment, colors, names, plots.TOP_SEGMENT_DRIVERS)),
         Chart("distributions", "Distributions of the main raw columns", alt_dist,
               lambda: plots.distributions(inputs.sample, inputs.distribution_columns, colors, names)),
         Chart("correlation", "Correlation of the model features", alt_corr,
@@ -493,7 +490,7 @@ def _persona_cards_html(inputs: ReportInputs, colors: dict[int, str]) -> str:
             )
             table = ('<table class="figures"><thead><tr><th>median</th><th>segment</th><th>population</th></tr>'
                      f"</thead><tbody>{body}</tbody></table>")
-        label = "noise (DBSCAN)" if i == plots.NOISE else f"segment {i}"
+        label = "noise (DBSCAN)" if i == NOISE else f"segment {i}"
         swatch_label = escape(f"colour of {name} in every chart")
         cards.append(
             f'<article class="card" id="segment-{i}"><div class="card-head">'
@@ -609,7 +606,7 @@ def render_markdown(inputs: ReportInputs) -> str:
             "## Personas", ""]
     for i in _segment_order(inputs):
         row = seg.loc[i]
-        label = "noise (DBSCAN)" if i == plots.NOISE else f"segment {i}"
+        label = "noise (DBSCAN)" if i == NOISE else f"segment {i}"
         out += [f"### {row['name']}", "",
                 f"{label} · {int(row['size']):,} customers · {float(row['share']):.1%} of the sample", "",
                 str(row["description"]), ""]
@@ -639,7 +636,7 @@ def render_markdown(inputs: ReportInputs) -> str:
             "### Per segment", ""]
     ds = inputs.drivers_segment
     for i in _segment_order(inputs):
-        part = ds[ds["segment_id"].astype(int) == i].sort_values("rank").head(TOP_SEGMENT_DRIVERS)
+        part = ds[ds["segment_id"].astype(int) == i].sort_values("rank").head(plots.TOP_SEGMENT_DRIVERS)
         if len(part):
             out.append(f"- **{_md(names.get(i, i))}**: " + ", ".join(
                 f"{r.feature} {_signed(float(r.std_diff))}" for r in part.itertuples(index=False)))
