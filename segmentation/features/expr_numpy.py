@@ -190,11 +190,17 @@ def _nan_last(x: Any) -> tuple[bool, Any]:
 
 
 def _constant(value: Any) -> Any:
-    """A literal as numpy holds it: numbers as doubles, a tuple (one value per column) as an array."""
+    """A literal as numpy holds it: numbers as doubles, a tuple (one value per column) as an array.
+
+    Text is held as Python strings (object dtype), as CUST_ID is: cheaper to select and compare
+    than numpy's fixed-width strings.
+    """
     if isinstance(value, tuple):
         return np.array(value, dtype=np.float64)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.float64(value)
+    if isinstance(value, str):
+        return np.array(value, dtype=object)
     return np.asarray(value)[()]
 
 
