@@ -15,7 +15,11 @@ from matplotlib.figure import Figure
 
 from segmentation.core.config import GuardrailsConfig
 from segmentation.report import plots
-from segmentation.report.render import ReportInputs, charts, check_inputs, render_html, render_markdown, write_report
+from segmentation.report.charts import charts
+from segmentation.report.html import render_html
+from segmentation.report.inputs import ReportInputs, check_inputs
+from segmentation.report.markdown import render_markdown
+from segmentation.report.render import write_report
 
 FEATURES = [
     "BALANCE", "BALANCE_FREQUENCY", "PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "CASH_ADVANCE",
