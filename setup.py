@@ -2,7 +2,9 @@ from setuptools import find_packages, setup
 
 # Pinned to the versions the tests ran on, so a night's model is reproducible; PyYAML reads
 # conf/*.yaml; matplotlib and seaborn draw the segment report's charts. pyarrow is 25.x, not 26:
-# MLflow 3.17.2 (the `local` extra) requires pyarrow<26, and nothing here needs 26.
+# MLflow 3.17.2 (the `local` extra) requires pyarrow<26, and nothing here needs 26. pydantic
+# declares and checks the config (segmentation/core/config.py); it is pinned here, at the version
+# MLflow 3.17.2 pulled in, because the wheel and the real-time path load the config without MLflow.
 INSTALL_REQUIRES = [
     "pandas==2.3.3",
     "numpy==2.4.6",
@@ -11,6 +13,7 @@ INSTALL_REQUIRES = [
     "PyYAML==6.0.4",
     "matplotlib==3.11.2",
     "seaborn==0.13.2",
+    "pydantic==2.14.4",
 ]
 
 # Spark itself, for running anywhere but Databricks (`pip install ".[local]"`; `make install`
@@ -33,7 +36,7 @@ setup(
     python_requires=">=3.11",  # numpy 2.4 needs 3.11
     packages=[*find_packages(include=["segmentation", "segmentation.*"]), "segmentation.conf", "jobs"],
     package_dir={"segmentation.conf": "conf"},
-    package_data={"segmentation.conf": ["*.yaml", "*.properties"]},
+    package_data={"segmentation.conf": ["*.yaml", "*.properties"], "segmentation.synthetic": ["*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"local": LOCAL_REQUIRES, "test": TEST_REQUIRES},
     entry_points={

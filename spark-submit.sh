@@ -51,7 +51,7 @@ done
 conf_dir="${conf_dir:-$ROOT/conf}"
 [ -f "$conf_dir/base.yaml" ] || { echo "--conf-dir $conf_dir: no base.yaml there" >&2; exit 2; }
 
-# The package as one zip for the executors' (and driver's) Python path.
+# The package as one zip for the executors' (and driver's) Python path, with its data files (.json).
 mkdir -p "$ROOT/build"
 ZIP="$ROOT/build/segmentation-pyfiles.zip"
 "$PY" - "$ROOT" "$ZIP" <<'PYEOF'
@@ -60,7 +60,7 @@ root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 tmp = target.with_suffix(".tmp")
 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
     for package in ("segmentation", "jobs"):
-        for path in sorted((root / package).rglob("*.py")):
+        for path in sorted([*(root / package).rglob("*.py"), *(root / package).rglob("*.json")]):
             zf.write(path, path.relative_to(root))
 tmp.replace(target)
 PYEOF

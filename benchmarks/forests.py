@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -70,8 +70,8 @@ def single_thread_rows_per_s(forest, X: np.ndarray, repeats: int = 3) -> float:
 def measure(sizing: ForestConfig, base: ForestConfig, X: np.ndarray, labels: np.ndarray,
             X_eval: np.ndarray, repeats: int = 3) -> ForestFigures:
     """Trains one forest shape with the product's split and class weights; times it on X_eval."""
-    cfg = replace(base, n_estimators=sizing.n_estimators, max_depth=sizing.max_depth,
-                  min_samples_leaf=sizing.min_samples_leaf)
+    cfg = base.model_copy(update={"n_estimators": sizing.n_estimators, "max_depth": sizing.max_depth,
+                                  "min_samples_leaf": sizing.min_samples_leaf})
     forest, report = classifier.train_forest(X, labels, cfg)
     return ForestFigures(
         n_estimators=cfg.n_estimators,
@@ -106,17 +106,18 @@ def hardness(spark, cfg: Config, run_date, labeller: Callable | None = None) -> 
     Runs features on the input; then, without `labeller`, the default train, and the labels are
     the trained model's (each data's own model); with it, `labeller`'s (another data's model).
     """
-    from segmentation import pipeline
+    from segmentation.features.stage import run_features
+    from segmentation.train.stage import run_train
     from segmentation.io import tables
     from segmentation.train.sampling import driver_sample
 
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
-        pipeline.run_features(spark, cfg, run_date)
+        run_features(spark, cfg, run_date)
     features = tables.read_run(spark, features_ref, run_date)
     sample = driver_sample(features, FEATURE_COLUMNS, cfg.train.sample.max_rows, cfg.train.sample.seed)
     if labeller is None:
-        trained = pipeline.run_train(spark, cfg, run_date)
+        trained = run_train(spark, cfg, run_date)
         labels, labeller = winner_labeller(sample, cfg, trained["metrics"]["winner"])
     else:
         labels = labeller(sample)

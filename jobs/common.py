@@ -89,17 +89,14 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
 
 
 def _with_paths(cfg: Config, project: Path) -> Config:
-    from dataclasses import replace
-
     source = cfg.input.source
     if cfg.input.format != "table" and ("/" in source or source.lower().endswith((".csv", ".parquet"))):
         source = resolve_path(source, project)
-    tables = replace(
-        cfg.tables,
-        root=resolve_path(cfg.tables.root, project),
-        models_dir=resolve_path(cfg.tables.models_dir, project),
-    )
-    return replace(cfg, input=replace(cfg.input, source=source), tables=tables)
+    tables = cfg.tables.model_copy(update={
+        "root": resolve_path(cfg.tables.root, project),
+        "models_dir": resolve_path(cfg.tables.models_dir, project),
+    })
+    return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables})
 
 
 def spark_session(cfg: Config):

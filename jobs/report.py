@@ -1,4 +1,4 @@
-"""`report` job: rebuild report.html and report.md of a model version (default: the latest)."""
+"""`report` job: rebuild report.html and report.md of a model version (default: the champion)."""
 
 from __future__ import annotations
 

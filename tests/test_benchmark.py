@@ -1,4 +1,4 @@
-"""The benchmark command runs as the README says and writes every figure the issue asks for."""
+"""The benchmark command runs as docs/benchmarks.md says and writes every figure that page reports."""
 
 import json
 import subprocess

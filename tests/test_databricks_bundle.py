@@ -35,10 +35,19 @@ ENTRY_POINTS = {  # task -> console entry point of the wheel
     "train": "segmentation-train",
     "score": "segmentation-score",
 }
-DOCUMENTED_ENTRY_POINTS = {  # README: every job of spark-submit.sh has a console entry point
-    "segmentation-features", "segmentation-train", "segmentation-score",
-    "segmentation-nightly", "segmentation-generate", "segmentation-report",
-}
+SPARK_SUBMIT_JOBS = {"features", "train", "score", "nightly", "generate", "report", "promote"}
+
+
+def _documented_jobs() -> set[str]:
+    """The jobs of the README's "Jobs" table (its first column)."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Jobs\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z]+)` \|", section, flags=re.M))
+
+
+# Every job the README lists (each a job of spark-submit.sh) has a console entry point in the wheel.
+DOCUMENTED_ENTRY_POINTS = {f"segmentation-{job}" for job in _documented_jobs()}
+
 RUN_DATE = "2026-11-24"  # stands in for {{job.trigger.time.iso_date}} when the parameters are parsed
 
 BUNDLE_REF = re.compile(r"\$\{([^}]+)\}")
@@ -267,6 +276,13 @@ def _console_scripts(wheel: Path) -> dict[str, str]:
     entry_points = configparser.ConfigParser()
     entry_points.read_string(_dist_info(wheel, "entry_points.txt"))
     return dict(entry_points["console_scripts"])
+
+
+def test_the_readme_lists_every_job_of_spark_submit():
+    assert _documented_jobs() == SPARK_SUBMIT_JOBS
+    script = (PROJECT / "spark-submit.sh").read_text(encoding="utf-8")
+    accepted = re.search(r'case "\$JOB" in\s*\n\s*([a-z|]+)\)', script)
+    assert accepted and set(accepted.group(1).split("|")) == SPARK_SUBMIT_JOBS
 
 
 def test_every_entry_point_the_job_names_is_in_the_wheel(wheel):

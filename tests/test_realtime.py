@@ -1,6 +1,7 @@
 """Real-time scoring against the nightly job: the same contract verdicts, feature bits and segments.
 
-Spark and `segmentation.realtime` implement every rule and feature twice; these tests run both on
+Every rule and feature is defined once (`features.rules`, `features.definitions`); Spark and
+`segmentation.serving.realtime` (numpy) evaluate those definitions. These tests run both engines on
 the bundled customers, on a seeded corruption of them and on one broken customer per rule.
 """
 

@@ -13,8 +13,13 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from segmentation.core.config import GuardrailsConfig
 from segmentation.report import plots
-from segmentation.report.render import ReportInputs, charts, check_inputs, render_html, render_markdown, write_report
+from segmentation.report.charts import charts
+from segmentation.report.html import render_html
+from segmentation.report.inputs import ReportInputs, check_inputs
+from segmentation.report.markdown import render_markdown
+from segmentation.report.render import write_report
 
 FEATURES = [
     "BALANCE", "BALANCE_FREQUENCY", "PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES", "CASH_ADVANCE",
@@ -134,6 +139,7 @@ def synthetic_inputs(rows: int = 300, segments: int = 4, noise: bool = False, se
         distribution_columns=DISTRIBUTION_COLUMNS, pca_explained=[0.412, 0.183], profiles=profiles,
         drivers_global=drivers_global, drivers_segment=drivers_segment, eda=eda,
         correlation=numeric.corr(), key_features=KEY_FEATURES,
+        rule_threshold=GuardrailsConfig().max_rule_agreement,
     )
 
 
@@ -268,7 +274,7 @@ def _plots(inputs: ReportInputs) -> dict[str, Figure]:
     colors = plots.segment_colors(inputs.segments["segment_id"])
     names = dict(zip(inputs.segments["segment_id"], inputs.segments["name"]))
     return {
-        "candidates": plots.candidate_comparison(inputs.candidates),
+        "candidates": plots.candidate_comparison(inputs.candidates, inputs.rule_threshold),
         "sizes": plots.segment_sizes(inputs.segments, colors),
         "pca": plots.pca_scatter(inputs.sample, inputs.pca_explained, colors, names),
         "profiles": plots.profile_heatmap(inputs.profiles, colors, names),

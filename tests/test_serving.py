@@ -91,3 +91,16 @@ def test_the_served_model_answers_one_customer_as_the_batch_did(served_lake):
         response = conn.getresponse()
         assert response.status == 400 and "PAYMENTS" in json.loads(response.read())["message"]
         conn.close()
+
+
+def test_the_registered_model_carries_every_module_of_the_package(served_lake):
+    """The served model imports its code from its own `code/` folder: every subpackage must be there."""
+    from conftest import PROJECT
+
+    lake, _ = served_lake
+    [code] = list((lake / "mlflow" / "artifacts").rglob("model/code/segmentation"))
+    package = PROJECT / "segmentation"
+    ours = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    carried = {p.relative_to(code).as_posix() for p in code.rglob("*.py")}
+    assert ours == carried
+    assert {"serving/entry.py", "serving/pyfunc.py", "model/store.py", "core/config.py"} <= carried

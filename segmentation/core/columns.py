@@ -9,6 +9,8 @@ import numpy as np
 ID_COLUMN = "CUST_ID"
 RUN_DATE = "run_date"
 CORRUPT_COLUMN = "_corrupt_record"  # Spark's corrupt-record column: the raw line of a malformed row
+# The segment_id of the rows DBSCAN leaves in no segment: training, lineage and the report read it.
+NOISE = -1
 
 # File order of CC_GENERAL.csv; the notebook's feature order starts with these.
 RAW_NUMERIC_COLUMNS = [

@@ -1,103 +1,150 @@
-"""Typed configuration: `conf/base.yaml` plus named overlays, loaded once per job.
+"""Typed configuration: every key's type, default and allowed values, declared once, here.
 
-Every key is declared here; an unknown key, a value of the wrong type or one outside its
-range (`RANGES`, `CHOICES` and `_check_relations`, below the declarations) is a `ConfigError`
-naming the dotted key, whether it came from a file or from `--set`.
+`conf/base.yaml` and the profile overlays (`conf/<name>.yaml`) hold only what differs from these
+defaults. The models are strict pydantic ones, so an unknown key, a value of the wrong type or
+one outside its range, from a file or from `--set`, is a `ConfigError` naming the dotted key
+before any session starts. Every section is frozen, like the dataclasses it replaced: a config
+is read, never changed (`model_copy(update=...)` makes a changed copy).
 """
 
-from __future__ import annotations
-
-import dataclasses
-import math
-import re
-import types
-import typing
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, TypeVar
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from segmentation.core.columns import RAW_NUMERIC_COLUMNS
 from segmentation.core.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class InputConfig:
-    source: str = "data/CC_GENERAL.csv"
+class _Section(BaseModel):
+    # strict: YAML's types are taken as they are; an int is a float where a float is declared,
+    # nothing else converts (no "5" for 5, no bool for an int). validate_default: the defaults
+    # below obey their own ranges. allow_inf_nan: no range here admits inf or NaN.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+
+def _number_as_text(value: Any) -> Any:
+    # YAML reads `model_version: 3` as an int; a text key takes it as written. A bool stays
+    # refused: `yes` where a name is expected is a slip, not a name.
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _one_as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]  # `k: 4` is the list [4]
+
+
+def _keys_as_text(value: Any) -> Any:
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+T = TypeVar("T")
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+Many = Annotated[list[T], BeforeValidator(_one_as_list)]
+Named = Annotated[dict[str, T], BeforeValidator(_keys_as_text)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, le=4294967295)]  # what scikit-learn and numpy take as random_state
+Int32 = Annotated[int, Field(ge=1, le=2147483647)]  # a Java int on the Spark side
+RawColumn = Literal[tuple(RAW_NUMERIC_COLUMNS)]
+LogLevel = Annotated[
+    Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+
+def _relation(rule: str, **keys: tuple[str, Any]) -> PydanticCustomError:
+    """A broken check between keys of one section. `keys` maps each `{name}` in `rule` to the
+    key's path within the section and its value; the loader prefixes the section's dotted path."""
+    text = rule.format(**{name: f"{path} ({value})" for name, (path, value) in keys.items()})
+    return PydanticCustomError("relation", "{text}", {"text": text, "rule": rule, "keys": keys})
+
+
+class InputConfig(_Section):
+    source: Text = "data/CC_GENERAL.csv"  # a CSV, Parquet or Delta path, or a metastore table name
     format: Literal["auto", "csv", "parquet", "delta", "table"] = "auto"
 
 
-@dataclass(frozen=True)
-class TablesConfig:
-    # Path-based Delta tables live under `root`; when `schema` is set (e.g. `main.segmentation`)
-    # they are metastore tables `<schema>.<name>` instead.
-    root: str = "lakehouse"
-    schema: str = ""
-    features: str = "features"
-    segments: str = "segments"
-    imputation: str = "imputation"
-    clustering_candidates: str = "clustering_candidates"
-    quarantine: str = "quarantine"
-    runs: str = "runs"
-    segment_profiles: str = "segment_profiles"
-    segment_drivers: str = "segment_drivers"
-    segment_shares: str = "segment_shares"
-    segment_lineage: str = "segment_lineage"
-    segments_current: str = "segments_current"
-    segment_migrations: str = "segment_migrations"
-    drift: str = "drift"
-    models_dir: str = "lakehouse/models"
+with warnings.catch_warnings():
+    # `schema` is the key's name in every profile; on an instance it is the field, not BaseModel's
+    # deprecated `schema()` method.
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+
+    class TablesConfig(_Section):
+        # Path-based Delta tables live under `root`; when `schema` is set (e.g. `main.segmentation`)
+        # they are metastore tables `<schema>.<name>` instead.
+        root: Text = "lakehouse"
+        schema: Text = ""
+        features: Text = "features"
+        segments: Text = "segments"
+        imputation: Text = "imputation"
+        clustering_candidates: Text = "clustering_candidates"
+        quarantine: Text = "quarantine"
+        runs: Text = "runs"
+        segment_profiles: Text = "segment_profiles"  # per model version: each segment (and the population) per feature
+        segment_drivers: Text = "segment_drivers"  # per model version: global and per-segment drivers
+        segment_shares: Text = "segment_shares"  # per run date: each segment's share of the scored customers
+        segment_lineage: Text = "segment_lineage"  # per model version: ids kept, new, retired, split, merged
+        segments_current: Text = "segments_current"  # one row per customer: the segment now (MERGE, change data feed)
+        segment_migrations: Text = "segment_migrations"  # per run date: customers from segment a to b since last night
+        drift: Text = "drift"  # per run date: feature PSI and segment share changes, flagged
+        models_dir: Text = "lakehouse/models"  # versioned model bundles and the LATEST pointer
 
 
-@dataclass(frozen=True)
-class SparkConfig:
-    app_name: str = "segmentation"
-    master: str = "local[*]"
-    shuffle_partitions: int = 8
-    log_level: str = "WARN"
+class SparkConfig(_Section):
+    app_name: Text = "segmentation"
+    master: Text = "local[*]"  # used only when the job builds its own session
+    shuffle_partitions: int = Field(8, ge=1)
+    log_level: LogLevel = "WARN"
     # Files a write task keeps open before it falls back to sorting its rows by partition value.
-    # Our writes each replace one run_date, so one writer suffices and no task sorts (0: Spark's sort).
-    concurrent_output_writers: int = 4
-    extra: dict[str, str] = field(default_factory=dict)
+    # Our writes each replace one run_date, so one writer suffices and no task sorts or spills
+    # (0: Spark's default, the sort).
+    concurrent_output_writers: int = Field(4, ge=0)
+    extra: Named[Text] = {}  # more Spark SQL settings, applied to the session the job runs in
 
 
-@dataclass(frozen=True)
-class ContractConfig:
-    max_quarantine_share: float = 0.05  # above this the night stops: an upstream break
-    tenure_min: float = 6
-    tenure_max: float = 12
+class ContractConfig(_Section):
+    # More bad rows than this share stops the night before anything is written: an upstream break.
+    max_quarantine_share: Share = 0.05
+    tenure_min: float = Field(6.0, ge=0)
+    tenure_max: float = Field(12.0, ge=0)
     # The bundled data holds CASH_ADVANCE_FREQUENCY up to 1.5 (8 rows); other shares stay in [0, 1].
-    max_cash_advance_frequency: float = 1.5
+    max_cash_advance_frequency: float = Field(1.5, ge=0)
     # PURCHASES never exceeds ONEOFF + INSTALLMENTS in the bundled data by more than rounding;
     # the reverse happens (19 rows, up to 600) and is tolerated.
-    purchases_tolerance: float = 0.01
+    purchases_tolerance: float = Field(0.01, ge=0)
+
+    @model_validator(mode="after")
+    def _tenure_range(self) -> "ContractConfig":
+        if self.tenure_min > self.tenure_max:
+            raise _relation("{low} must not exceed {high}", low=("tenure_min", self.tenure_min),
+                            high=("tenure_max", self.tenure_max))
+        return self
 
 
-@dataclass(frozen=True)
-class ImputationConfig:
-    columns: list[str] = field(default_factory=lambda: ["MINIMUM_PAYMENTS", "CREDIT_LIMIT"])
-    # exact: Spark's `percentile` (same value as pandas' median); approx: `percentile_approx`.
+class ImputationConfig(_Section):
+    columns: Many[RawColumn] = ["MINIMUM_PAYMENTS", "CREDIT_LIMIT"]
+    # exact: Spark's `percentile` (the same value as pandas' median); approx: `percentile_approx`, one pass.
     method: Literal["exact", "approx"] = "approx"
-    accuracy: int = 10000
+    accuracy: Int32 = 10000  # percentile_approx's relative error is 1/accuracy
 
 
-@dataclass(frozen=True)
-class FeaturesConfig:
-    ratio_epsilon: float = 1e-6
+class FeaturesConfig(_Section):
+    ratio_epsilon: float = Field(1e-6, ge=0)  # PAYMENTS / (MINIMUM_PAYMENTS + epsilon)
 
 
-@dataclass(frozen=True)
-class SampleConfig:
-    max_rows: int = 10000  # also the rows every clustering candidate and metric sees
+class SampleConfig(_Section):
+    max_rows: Count = 10000  # rows that reach the driver; every clustering candidate and metric sees them
     seed: int = 42
 
 
-@dataclass(frozen=True)
-class TransformConfig:
-    # log1p: log(1 + x), zero stays zero; log: log(x + offset), the notebook's choice.
+class TransformConfig(_Section):
+    # log1p: log(1 + x), zero stays zero, so "no cash advance" vs "a little" is a small step, not
+    # the 14-standard-unit cliff log(x + 1e-6) makes of it; log: log(x + offset), the notebook's.
     kind: Literal["log1p", "log"] = "log1p"
-    offset: float = 1e-6
+    offset: float = Field(1e-6, gt=0)  # kind=log only
 
 
 # Behaviour families of the model features: the clustering space gives each family equal total
@@ -114,302 +161,169 @@ DEFAULT_FAMILIES = {
 }
 
 
-@dataclass(frozen=True)
-class SpaceConfig:
-    # families: only the columns named in `families`, each family scaled to equal total weight
-    # (the purchase-type indicators, functions of two columns already in a family, stay out);
-    # all: every model feature at unit weight, the notebook's space.
+class SpaceConfig(_Section):
+    # The distance the clusterers see. families: only the columns named in `families`, each family
+    # scaled to equal total weight (1/sqrt(columns) per column), so no behaviour counts more because
+    # more columns describe it; the purchase-type indicators, functions of ONEOFF_PURCHASES and
+    # INSTALLMENTS_PURCHASES, stay out (they dominated the distance and made the segments the
+    # purchase-type rule). all: every model feature at weight 1, the notebook's space.
     kind: Literal["families", "all"] = "families"
-    families: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_FAMILIES.items()})
+    families: Named[Many[Text]] = DEFAULT_FAMILIES
 
 
-@dataclass(frozen=True)
-class KMeansConfig:
-    k: list[int] = field(default_factory=lambda: list(range(2, 11)))
-    n_init: int = 4
+class KMeansConfig(_Section):
+    k: Many[Count] = list(range(2, 11))
+    n_init: Count = 4
 
 
-@dataclass(frozen=True)
-class GMMConfig:
-    k: list[int] = field(default_factory=lambda: list(range(2, 11)))
-    n_init: int = 2
+class GMMConfig(_Section):
+    k: Many[Count] = list(range(2, 11))
+    n_init: Count = 2
 
 
-@dataclass(frozen=True)
-class DBSCANConfig:
+class DBSCANConfig(_Section):
     # An empty eps list derives eps from the k-distance distribution at `eps_quantiles`.
-    eps: list[float] = field(default_factory=list)
-    eps_quantiles: list[float] = field(default_factory=lambda: [0.90, 0.95, 0.98])
-    min_samples: list[int] = field(default_factory=lambda: [10, 20])
+    eps: Many[Annotated[float, Field(gt=0)]] = []
+    eps_quantiles: Many[Share] = [0.90, 0.95, 0.98]
+    min_samples: Many[Count] = [10, 20]
 
 
-@dataclass(frozen=True)
-class StabilityConfig:
-    resamples: int = 3  # 0 skips the stability measure
-    fraction: float = 0.8
+class StabilityConfig(_Section):
+    resamples: int = Field(3, ge=0)  # 0 skips the stability measure
+    fraction: float = Field(0.8, gt=0, le=1)
 
 
-@dataclass(frozen=True)
-class GuardrailsConfig:
+class GuardrailsConfig(_Section):
     enabled: bool = True
-    min_segments: int = 3
-    max_segments: int = 8
-    min_segment_share: float = 0.02
-    max_noise_share: float = 0.10
+    min_segments: Count = 3
+    max_segments: Count = 8
+    min_segment_share: Share = 0.02
+    max_noise_share: Share = 0.10
     # A segment holding most customers is the base, not an audience a campaign can target.
-    max_segment_share: float = 0.5
+    max_segment_share: float = Field(0.5, gt=0, le=1)
     # A labelling that a `rule_depth`-level decision tree on the raw columns reproduces for more
     # than this share of customers is a rule in disguise, not a behavioural segmentation.
-    max_rule_agreement: float = 0.90
+    max_rule_agreement: Share = 0.90
+
+    @model_validator(mode="after")
+    def _segment_range(self) -> "GuardrailsConfig":
+        if self.min_segments > self.max_segments:
+            raise _relation("{low} must not exceed {high}", low=("min_segments", self.min_segments),
+                            high=("max_segments", self.max_segments))
+        return self
 
 
-@dataclass(frozen=True)
-class ClusteringConfig:
-    random_state: int = 42
-    algorithms: list[str] = field(default_factory=lambda: ["kmeans", "dbscan", "gmm"])
-    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
-    gmm: GMMConfig = field(default_factory=GMMConfig)
-    dbscan: DBSCANConfig = field(default_factory=DBSCANConfig)
+class ClusteringConfig(_Section):
+    random_state: Seed = 42
+    algorithms: Many[Literal["kmeans", "dbscan", "gmm"]] = ["kmeans", "dbscan", "gmm"]
+    kmeans: KMeansConfig = KMeansConfig()
+    gmm: GMMConfig = GMMConfig()
+    dbscan: DBSCANConfig = DBSCANConfig()
     # drop: DBSCAN's metrics on its non-noise rows only (the notebook, which flatters it);
     # cluster: noise rows count as one more group, so noise is not free.
     dbscan_noise_in_silhouette: Literal["drop", "cluster"] = "cluster"
-    stability: StabilityConfig = field(default_factory=StabilityConfig)
-    guardrails: GuardrailsConfig = field(default_factory=GuardrailsConfig)
-    tie_tolerance: float = 0.005  # silhouettes this close are a tie, broken by stability
+    stability: StabilityConfig = StabilityConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    tie_tolerance: float = Field(0.005, ge=0)  # silhouettes this close are a tie, broken by stability
     # Silhouette is quadratic in rows: metrics and stability refits see at most this many
     # rows of the sample, the same rows for every candidate.
-    metric_max_rows: int = 5000
-    rule_depth: int = 2  # depth of the shallow tree whose agreement measures "a rule in disguise"
+    metric_max_rows: int = Field(5000, ge=2)
+    rule_depth: Count = 2  # depth of the shallow tree whose agreement measures "a rule in disguise"
 
 
-@dataclass(frozen=True)
-class ForestConfig:
-    n_estimators: int = 40
-    max_depth: Optional[int] = 12
-    min_samples_leaf: int = 5
-    class_weight: Optional[str] = "balanced"
-    test_size: float = 0.3
-    random_state: int = 42
-    min_macro_f1: float = 0.90  # held-out agreement with the clusterer below this: no usable model
+class ForestConfig(_Section):
+    # Sized by `python -m benchmarks.forest_sizing` (README: forest sizing): scoring time is almost
+    # proportional to the number of trees, and 40 trees of depth <= 12 with leaves of >= 5 rows
+    # agree with the notebook's 150 full-depth trees on 98.6% of the sample at ~4x the speed and
+    # a sixth of the bundle size, with macro-F1 within 0.008.
+    n_estimators: Count = 40
+    max_depth: Optional[Count] = 12  # None: full depth
+    min_samples_leaf: Count = 5
+    class_weight: Optional[Literal["balanced", "balanced_subsample"]] = "balanced"
+    test_size: float = Field(0.3, gt=0, lt=1)
+    random_state: Seed = 42
+    # Held-out agreement with the clusterer below this: no usable model. Macro-F1 is at most 1;
+    # a higher floor keeps every model unusable, and the run says so.
+    min_macro_f1: float = Field(0.90, ge=0)
 
 
-@dataclass(frozen=True)
-class ExplainConfig:
-    permutation_repeats: int = 5  # shuffles per feature for permutation importance
-    trait_threshold: float = 0.4  # standardized difference a persona trait needs
+class ExplainConfig(_Section):
+    permutation_repeats: Count = 5  # shuffles per feature of the forest's permutation importance
+    trait_threshold: float = Field(0.4, gt=0)  # population standard deviations a persona trait needs
     report: bool = True  # write report.html and report.md next to the bundle
 
 
-@dataclass(frozen=True)
-class LineageConfig:
+class LineageConfig(_Section):
     # A new segment keeps a current segment's id when their overlap covers this share of either.
-    min_overlap: float = 0.5
+    min_overlap: float = Field(0.5, gt=0, le=1)
     # A source (or destination) covering this share of a segment counts in a split or merge.
-    part: float = 0.25
+    part: float = Field(0.25, gt=0, le=1)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    retrain: bool = False
-    # BLAS/OpenMP threads of the driver-side fits; 0 leaves the libraries' default (all cores).
-    blas_threads: int = 1
-    sample: SampleConfig = field(default_factory=SampleConfig)
-    transform: TransformConfig = field(default_factory=TransformConfig)
-    space: SpaceConfig = field(default_factory=SpaceConfig)
-    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
-    forest: ForestConfig = field(default_factory=ForestConfig)
-    explain: ExplainConfig = field(default_factory=ExplainConfig)
-    lineage: LineageConfig = field(default_factory=LineageConfig)
+class TrainConfig(_Section):
+    retrain: bool = False  # nightly trains only when no model exists, unless this is true
+    # BLAS/OpenMP threads of the driver-side fits; 0 leaves the libraries' default (every core).
+    # One thread: the driver shares its cores with Spark, and busy-waiting BLAS threads then slow
+    # GMM fits ~20x.
+    blas_threads: int = Field(1, ge=0)
+    sample: SampleConfig = SampleConfig()
+    transform: TransformConfig = TransformConfig()
+    space: SpaceConfig = SpaceConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    forest: ForestConfig = ForestConfig()
+    explain: ExplainConfig = ExplainConfig()
+    lineage: LineageConfig = LineageConfig()
+
+    @model_validator(mode="after")
+    def _sample_holds_every_k(self) -> "TrainConfig":
+        for algorithm in ("kmeans", "gmm"):
+            ks = getattr(self.clustering, algorithm).k
+            if algorithm in self.clustering.algorithms and ks and max(ks) > self.sample.max_rows:
+                raise _relation("{rows} must be at least the largest {k}: a sample cannot hold more segments than rows",
+                                rows=("sample.max_rows", self.sample.max_rows),
+                                k=(f"clustering.{algorithm}.k", max(ks)))
+        return self
 
 
-@dataclass(frozen=True)
-class ScoreConfig:
+class ScoreConfig(_Section):
     # empty: the registry's champion (the latest saved model without a registry); N: registered
     # version N; a bundle folder name (e.g. 20261125T140200Z-ab12cd): that folder's bundle.
-    model_version: str = ""
-    arrow_batch_rows: int = 100000
+    model_version: Text = ""
+    arrow_batch_rows: Int32 = 100000  # Spark's maxRecordsPerBatch
 
 
-@dataclass(frozen=True)
-class DriftConfig:
-    bins: int = 10  # PSI bins at the training sample's quantiles
-    psi_threshold: float = 0.2  # a feature's PSI above this flags drift
-    share_change_points: float = 5.0  # a segment's share moving more than this (points) flags drift
+class DriftConfig(_Section):
+    bins: int = Field(10, ge=2)  # PSI bins at the training sample's quantiles (stored in the bundle)
+    psi_threshold: float = Field(0.2, gt=0)  # a feature's PSI above this flags drift
+    # A segment's share moving more than this many points since the last night flags drift.
+    share_change_points: float = Field(5.0, gt=0, le=100)
     retrain_on_drift: bool = False  # nightly retrains before scoring when the features drifted
 
 
-@dataclass(frozen=True)
-class RegistryConfig:
-    # MLflow: every train logs a run and registers a version; scoring uses the `alias` version.
+class RegistryConfig(_Section):
+    # MLflow: each train logs a run (config, every candidate's metrics, the forest's held-out
+    # figures, the report) and registers a version of `model_name`; a version that passes every
+    # quality gate becomes `alias`, which scoring uses by default.
     enabled: bool = True
-    tracking_uri: str = ""  # empty: sqlite:///<tables.root>/mlflow/mlflow.db, embedded, no server
-    registry_uri: str = ""  # empty: the tracking URI
-    artifact_location: str = ""  # empty: <tables.root>/mlflow/artifacts (a new experiment's only)
-    experiment: str = "segmentation"
-    model_name: str = "segmentation"  # on Unity Catalog: catalog.schema.model
-    alias: str = "champion"
+    tracking_uri: Text = ""  # empty: sqlite:///<tables.root>/mlflow/mlflow.db, embedded, no server
+    registry_uri: Text = ""  # empty: the tracking URI
+    artifact_location: Text = ""  # empty: <tables.root>/mlflow/artifacts (a new experiment's only)
+    experiment: Text = "segmentation"
+    model_name: Text = "segmentation"  # on Unity Catalog: catalog.schema.model
+    alias: Text = "champion"
 
 
-@dataclass(frozen=True)
-class Config:
-    input: InputConfig = field(default_factory=InputConfig)
-    tables: TablesConfig = field(default_factory=TablesConfig)
-    spark: SparkConfig = field(default_factory=SparkConfig)
-    contract: ContractConfig = field(default_factory=ContractConfig)
-    imputation: ImputationConfig = field(default_factory=ImputationConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    score: ScoreConfig = field(default_factory=ScoreConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    registry: RegistryConfig = field(default_factory=RegistryConfig)
-
-
-# ---------------------------------------------------------------------------------------------
-# ranges: every numeric key's allowed values, in one place
-
-# Checked when the config loads, so a value that would fail deep inside scikit-learn or Spark
-# fails first, naming its key. "[a, b]" closed, "(a, b)" open, inf for no bound; for a list the
-# range applies to each element; None (an optional key left empty) is always allowed.
-_SEED = "[0, 4294967295]"  # what scikit-learn and numpy accept as random_state
-RANGES: dict[str, str] = {
-    "spark.shuffle_partitions": "[1, inf)",
-    "spark.concurrent_output_writers": "[0, inf)",
-    "contract.max_quarantine_share": "[0, 1]",
-    "contract.tenure_min": "[0, inf)",
-    "contract.tenure_max": "[0, inf)",
-    "contract.max_cash_advance_frequency": "[0, inf)",
-    "contract.purchases_tolerance": "[0, inf)",
-    "imputation.accuracy": "[1, 2147483647]",
-    "features.ratio_epsilon": "[0, inf)",
-    "train.sample.max_rows": "[1, inf)",
-    "train.transform.offset": "(0, inf)",
-    "train.clustering.random_state": _SEED,
-    "train.clustering.kmeans.k": "[1, inf)",
-    "train.clustering.kmeans.n_init": "[1, inf)",
-    "train.clustering.gmm.k": "[1, inf)",
-    "train.clustering.gmm.n_init": "[1, inf)",
-    "train.clustering.dbscan.eps": "(0, inf)",
-    "train.clustering.dbscan.eps_quantiles": "[0, 1]",
-    "train.clustering.dbscan.min_samples": "[1, inf)",
-    "train.clustering.stability.resamples": "[0, inf)",
-    "train.clustering.stability.fraction": "(0, 1]",
-    "train.clustering.guardrails.min_segments": "[1, inf)",
-    "train.clustering.guardrails.max_segments": "[1, inf)",
-    "train.clustering.guardrails.min_segment_share": "[0, 1]",
-    "train.clustering.guardrails.max_noise_share": "[0, 1]",
-    "train.clustering.guardrails.max_segment_share": "(0, 1]",
-    "train.clustering.guardrails.max_rule_agreement": "[0, 1]",
-    "train.clustering.rule_depth": "[1, inf)",
-    "train.blas_threads": "[0, inf)",
-    "train.explain.permutation_repeats": "[1, inf)",
-    "train.explain.trait_threshold": "(0, inf)",
-    "train.lineage.min_overlap": "(0, 1]",
-    "train.lineage.part": "(0, 1]",
-    "drift.bins": "[2, inf)",
-    "drift.psi_threshold": "(0, inf)",
-    "drift.share_change_points": "(0, 100]",
-    "train.clustering.tie_tolerance": "[0, inf)",
-    "train.clustering.metric_max_rows": "[2, inf)",
-    "train.forest.n_estimators": "[1, inf)",
-    "train.forest.max_depth": "[1, inf)",
-    "train.forest.min_samples_leaf": "[1, inf)",
-    "train.forest.test_size": "(0, 1)",
-    "train.forest.random_state": _SEED,
-    # Macro-F1 is at most 1; a higher floor keeps every model unusable, and the run says so.
-    "train.forest.min_macro_f1": "[0, inf)",
-    "score.arrow_batch_rows": "[1, 2147483647]",  # Spark's maxRecordsPerBatch is an int
-}
-
-# Keys whose values come from a fixed set (in addition to their declared type).
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "spark.log_level": ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"),
-    "imputation.columns": tuple(RAW_NUMERIC_COLUMNS),
-    "train.clustering.algorithms": ("kmeans", "dbscan", "gmm"),
-    "train.forest.class_weight": ("balanced", "balanced_subsample", None),
-}
-
-_INTERVAL = re.compile(r"^([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])$")
-
-
-@dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
-    low_closed: bool
-    high_closed: bool
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> "Interval":
-        match = _INTERVAL.match(text)
-        if not match:
-            raise ValueError(f"not an interval: {text!r}")
-        left, low, high, right = match.groups()
-        return cls(float(low), float(high), left == "[", right == "]", text)
-
-    def __contains__(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
-            return False
-        above = value >= self.low if self.low_closed else value > self.low
-        below = value <= self.high if self.high_closed else value < self.high
-        return above and below
-
-
-_INTERVALS = {key: Interval.parse(text) for key, text in RANGES.items()}
-
-
-def value_at(cfg: Config, key: str) -> Any:
-    """The value of a dotted key, e.g. `train.forest.test_size`."""
-    node: Any = cfg
-    for part in key.split("."):
-        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
-            raise KeyError(key)
-        node = getattr(node, part)
-    return node
-
-
-def _elements(key: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, list):
-        return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
-    return [(key, value)]
-
-
-def validate(cfg: Config) -> Config:
-    """Every range, choice and relation between keys; the first broken one is a `ConfigError`."""
-    for key, interval in _INTERVALS.items():
-        for name, value in _elements(key, value_at(cfg, key)):
-            if value is not None and value not in interval:
-                raise ConfigError(f"config key {name} must be in {interval.text}, got {value!r}")
-    for key, allowed in CHOICES.items():
-        for name, value in _elements(key, value_at(cfg, key)):
-            normalised = value.upper() if key == "spark.log_level" and isinstance(value, str) else value
-            if normalised not in allowed:
-                raise ConfigError(f"config key {name} must be one of {list(allowed)}, got {value!r}")
-    _check_relations(cfg)
-    return cfg
-
-
-def _check_relations(cfg: Config) -> None:
-    """Checks between keys: each names both."""
-    guard = cfg.train.clustering.guardrails
-    if guard.min_segments > guard.max_segments:
-        raise ConfigError(
-            f"config key train.clustering.guardrails.min_segments ({guard.min_segments}) must not exceed "
-            f"train.clustering.guardrails.max_segments ({guard.max_segments})"
-        )
-    if cfg.contract.tenure_min > cfg.contract.tenure_max:
-        raise ConfigError(
-            f"config key contract.tenure_min ({cfg.contract.tenure_min}) must not exceed "
-            f"contract.tenure_max ({cfg.contract.tenure_max})"
-        )
-    clustering = cfg.train.clustering
-    for algorithm in ("kmeans", "gmm"):
-        ks = getattr(clustering, algorithm).k
-        if algorithm in clustering.algorithms and ks and max(ks) > cfg.train.sample.max_rows:
-            raise ConfigError(
-                f"config key train.sample.max_rows ({cfg.train.sample.max_rows}) must be at least the largest "
-                f"train.clustering.{algorithm}.k ({max(ks)}): a sample cannot hold more segments than rows"
-            )
+class Config(_Section):
+    input: InputConfig = InputConfig()
+    tables: TablesConfig = TablesConfig()
+    spark: SparkConfig = SparkConfig()
+    contract: ContractConfig = ContractConfig()
+    imputation: ImputationConfig = ImputationConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    train: TrainConfig = TrainConfig()
+    score: ScoreConfig = ScoreConfig()
+    drift: DriftConfig = DriftConfig()
+    registry: RegistryConfig = RegistryConfig()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,7 +361,42 @@ def load_config(
         _set_dotted(merged, key, value)
     for key, value in (values or {}).items():
         _set_dotted(merged, key, value)
-    return validate(_build(Config, merged, prefix=""))
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error) for error in exc.errors(include_url=False))) from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as the loader states it: the dotted key, what it expects, what it got."""
+    loc, kind = tuple(error["loc"]), error["type"]
+    key = _dotted(loc)
+    if kind == "extra_forbidden":
+        section: Any = Config
+        for part in loc[:-1]:
+            section = section.model_fields[part].annotation
+        return (f"unknown config key {key} (known under {_dotted(loc[:-1]) or 'top level'}: "
+                f"{', '.join(sorted(section.model_fields))})")
+    if kind == "relation":
+        ctx = error["ctx"]
+        named = {name: f"{_dotted(loc + tuple(path.split('.')))} ({value})"
+                 for name, (path, value) in ctx["keys"].items()}
+        return f"config key {ctx['rule'].format(**named)}"
+    if kind == "model_type":
+        expected = "a section (mapping)"
+    elif kind == "literal_error":
+        expected = f"one of {error['ctx']['expected']}"
+    else:
+        expected = error["msg"].removeprefix("Input should be ")
+    return f"config key {key} must be {expected}, got {error['input']!r}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """('train', 'clustering', 'kmeans', 'k', 1) -> 'train.clustering.kmeans.k[1]'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -492,60 +441,6 @@ def _deep_merge(into: dict[str, Any], other: dict[str, Any]) -> None:
             _deep_merge(into[key], value)
         else:
             into[key] = value
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'} must be a section (mapping)")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]} (known under {prefix.rstrip('.') or 'top level'}: "
-            f"{', '.join(sorted(names))})"
-        )
-    values = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in data}
-    return cls(**values)
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, prefix=f"{key}.")
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"config key {key} must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            value = [value]  # a single value where a list is expected is a list of one
-        return [_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key {key} must be a mapping, got {type(value).__name__}")
-        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise ConfigError(f"config key {key} must be {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
 def resolve_path(value: str, base: Path) -> str:

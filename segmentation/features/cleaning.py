@@ -10,9 +10,12 @@ from pyspark.sql.types import NumericType, StringType
 
 from segmentation.core import logs
 from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, RAW_NUMERIC_COLUMNS
+from segmentation.core.config import ImputationConfig
 from segmentation.core.errors import InputError
+from segmentation.features import rules
 
 log = logs.get("features")
+_DEFAULT = ImputationConfig()  # imputation's defaults, for callers that pass none
 
 
 def select_raw_columns(df: DataFrame) -> DataFrame:
@@ -21,16 +24,10 @@ def select_raw_columns(df: DataFrame) -> DataFrame:
     extra = [c for c in fields if c not in (ID_COLUMN, CORRUPT_COLUMN, *RAW_NUMERIC_COLUMNS)]
     if extra:
         log.info("input columns ignored (not in the contract): %s", ", ".join(extra))
-    missing = [c for c in [ID_COLUMN, *RAW_NUMERIC_COLUMNS] if c not in fields]
-    if missing:
-        raise InputError(f"input is missing required column(s): {', '.join(missing)}")
-    wrong = [
-        f"{c} ({fields[c].simpleString()})"
-        for c in RAW_NUMERIC_COLUMNS
-        if not isinstance(fields[c], NumericType)
-    ]
-    if wrong:
-        raise InputError(f"input column(s) must be numeric: {', '.join(wrong)}")
+    rules.require_columns(fields)
+    rules.require_numeric(
+        [(c, fields[c].simpleString()) for c in RAW_NUMERIC_COLUMNS if not isinstance(fields[c], NumericType)]
+    )
     id_col = F.col(ID_COLUMN)
     if not isinstance(fields[ID_COLUMN], StringType):
         id_col = id_col.cast("string")
@@ -67,7 +64,7 @@ def read_imputation(row: Row, columns: list[str]) -> tuple[dict[str, float], dic
 
 
 def compute_medians(
-    df: DataFrame, columns: list[str], method: str = "approx", accuracy: int = 10000
+    df: DataFrame, columns: list[str], method: str = _DEFAULT.method, accuracy: int = _DEFAULT.accuracy
 ) -> dict[str, float]:
     """One Spark pass over the full table; returns {column: median of its non-null values}."""
     if not columns:

@@ -1,8 +1,9 @@
-"""The data contract of the raw customer table: one place for every rule a row must meet.
+"""The data contract of the raw customer table, checked by Spark over the nightly input.
 
-Row rules mark a row with the names of the rules it breaks; such rows go to quarantine with
-their raw values. Table-level problems (no rows, missing columns, too many bad rows) stop the
-job before anything is written.
+The rules themselves are written once in `features.rules` (real-time scoring evaluates the same
+definitions with numpy); here they become Spark columns. Row rules mark a row with the names of
+the rules it breaks; such rows go to quarantine with their raw values. Table-level problems (no
+rows, missing columns, too many bad rows) stop the job before anything is written.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ import functools
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from segmentation.core.columns import (  # the column groups and FLOAT32_MAX are the contract's vocabulary
-    CORRUPT_COLUMN,
-    COUNT_COLUMNS,
-    FLOAT32_MAX,
-    ID_COLUMN,
-    MONEY_COLUMNS,
-    RAW_NUMERIC_COLUMNS,
-    SHARE_COLUMNS,
-)
+from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN
 from segmentation.core.config import ContractConfig
 from segmentation.core.errors import InputError
+from segmentation.features.expr_spark import column, sort_order
+from segmentation.features.rules import (  # REASONS and FLOAT32_MAX: the contract's vocabulary, for its callers
+    DUPLICATE_RULE,
+    FLOAT32_MAX,
+    REASONS,
+    ContractLimits,
+    contract_rules,
+    survivor_order,
+)
 
-REASONS = "_reasons"
+__all__ = ["FLOAT32_MAX", "REASONS", "REASONS_TYPE", "QuarantineLimitError", "check_rows", "check_share",
+           "raw_text", "rule_conditions"]
+
 REASONS_TYPE = "array<string>"
 # Ids held more than once beyond this many are ranked by a window over every row instead of
 # broadcast (a broadcast of about 100 bytes an id would weigh on the driver).
@@ -44,45 +48,10 @@ def _definitely(broken: Column) -> Column:
     return F.coalesce(broken, F.lit(False))
 
 
-def _finite(name: str) -> Column:
-    """The column where it is a finite number, else null: range rules judge numbers only.
-
-    Spark orders NaN above every number, so `NaN < 0` is false and `NaN > 1` true: without
-    this, NaN and +Infinity would pass the money rules and trip unrelated ones.
-    """
-    c = F.col(name)
-    return F.when(~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), c)
-
-
 def rule_conditions(cfg: ContractConfig, nullable: list[str]) -> list[tuple[str, Column]]:
-    """Every rule as (name, condition under which a row breaks it); the condition may be null."""
-    c, v = F.col, _finite
-    rules = [("malformed_line", c(CORRUPT_COLUMN).isNotNull())]
-    rules.append(("missing_cust_id", c(ID_COLUMN).isNull() | (F.trim(c(ID_COLUMN)) == "")))
-    rules += [(f"missing_value:{col}", c(col).isNull()) for col in RAW_NUMERIC_COLUMNS if col not in nullable]
-    # NaN and infinities are values no rule below can judge, and beyond float32 the scoring matrix overflows.
-    rules += [(f"not_finite:{col}", c(col).isNotNull() & v(col).isNull()) for col in RAW_NUMERIC_COLUMNS]
-    rules += [(f"out_of_float32_range:{col}", F.abs(v(col)) > F.lit(FLOAT32_MAX)) for col in RAW_NUMERIC_COLUMNS]
-    rules += [(f"negative_amount:{col}", v(col) < 0) for col in MONEY_COLUMNS]
-    for col in SHARE_COLUMNS:
-        top = cfg.max_cash_advance_frequency if col == "CASH_ADVANCE_FREQUENCY" else 1.0
-        rules.append((f"out_of_range:{col}", (v(col) < 0) | (v(col) > top)))
-    rules += [(f"not_a_count:{col}", (v(col) < 0) | (v(col) != F.floor(v(col)))) for col in COUNT_COLUMNS]
-    tenure = v("TENURE")
-    rules.append((
-        "tenure_out_of_range",
-        (tenure < cfg.tenure_min) | (tenure > cfg.tenure_max) | (tenure != F.floor(tenure)),
-    ))
-    rules.append((
-        "purchases_exceed_parts",
-        v("PURCHASES") > v("ONEOFF_PURCHASES") + v("INSTALLMENTS_PURCHASES") + F.lit(cfg.purchases_tolerance),
-    ))
-    rules.append((
-        "cash_advance_inconsistent",
-        ((v("CASH_ADVANCE") == 0) != (v("CASH_ADVANCE_TRX") == 0))
-        | ((v("CASH_ADVANCE") == 0) & (v("CASH_ADVANCE_FREQUENCY") > 0)),
-    ))
-    return rules
+    """Every rule of `rules.contract_rules` as (name, condition under which a row breaks it); it may be null."""
+    return [(name, column(broken)) for rule in contract_rules(ContractLimits.of(cfg), nullable)
+            for name, broken in rule.conditions()]
 
 
 def check_rows(df: DataFrame, cfg: ContractConfig, nullable: list[str]) -> DataFrame:
@@ -124,11 +93,10 @@ def _flag_duplicates(checked: DataFrame) -> DataFrame:
 
 
 def _rank_duplicates(checked: DataFrame) -> DataFrame:
-    """The survivor order: fewest broken rules, then smallest values, nulls last."""
-    order = [F.size(REASONS).asc(), *[F.col(col).asc_nulls_last() for col in RAW_NUMERIC_COLUMNS],
-             F.col(CORRUPT_COLUMN).asc_nulls_first()]
+    """Ranks each CUST_ID's rows by `rules.survivor_order`: fewest broken rules, then smallest values, nulls last."""
+    order = [sort_order(o) for o in survivor_order()]
     rank = F.row_number().over(Window.partitionBy(ID_COLUMN).orderBy(*order))
-    duplicate = F.when(F.col(ID_COLUMN).isNotNull() & (rank > 1), F.array(F.lit("duplicate_cust_id")))
+    duplicate = F.when(F.col(ID_COLUMN).isNotNull() & (rank > 1), F.array(F.lit(DUPLICATE_RULE)))
     return checked.withColumn(REASONS, F.concat(F.col(REASONS), F.coalesce(duplicate, F.array().cast(REASONS_TYPE))))
 
 

@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -103,7 +103,7 @@ def log_training(
                                 tags={"run_date": run_date.isoformat(), "bundle_version": str(lineage.get("bundle_version", ""))})
         run_id = run.info.run_id
         try:
-            _log_params(client, run_id, _flat(asdict(cfg)))
+            _log_params(client, run_id, _flat(cfg.model_dump()))
             _log_metrics(client, run_id, metrics)
             if folder is None:
                 client.set_tag(run_id, REASON_TAG, failure or "")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from segmentation.core.errors import LibraryMismatchError, ModelError
+from segmentation.core.errors import LibraryMismatchError, ModelError, NonFiniteFeatureError
 
 BUNDLE_FILE = "bundle.pkl"
 MANIFEST_FILE = "manifest.json"
@@ -279,6 +279,30 @@ def check_libraries(recorded: dict[str, str], version: str, where: str) -> None:
                 f"model {version} was trained with {library} {saved}; {where} has {library} {installed[library]} "
                 f"(the first {parts} part(s) of the version must match to unpickle it)"
             )
+
+
+def check_finite(
+    X: np.ndarray, columns: list[str], value: Callable[[int, int], float | None], customer: Callable[[int], Any],
+    unit: str, note: str = "",
+) -> None:
+    """Refuses a forest matrix with NaN or an infinity (a float32 overflow included): the trees would guess.
+
+    Batch and real-time scoring word the refusal alike: `value(row, column)` is the float64 the
+    matrix was made from (None for a null), `customer(row)` its CUST_ID, `unit` what `X` holds
+    ("batch", "request") and `note` is appended to the message.
+    """
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    row, j = (int(i) for i in np.argwhere(bad)[0])
+    source = value(row, j)
+    what = "missing" if source is None else (
+        "beyond float32's range" if np.isfinite(np.float64(source)) else f"not finite ({source})"
+    )
+    raise NonFiniteFeatureError(
+        f"feature {columns[j]} of customer {customer(row)} is {what} "
+        f"({int(bad.any(axis=1).sum())} such row(s) in this {unit} of {len(X)}); refusing to score it{note}"
+    )
 
 
 def check_features(bundle: ModelBundle, columns: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""The report's inputs saved beside the model, so any version's report can be rebuilt later.
+"""What the report shows (`ReportInputs`), checked, and saved beside the model, so any version's report can be rebuilt later.
 
 Frames go to Parquet and scalars to JSON (no pickle: rebuilding a report runs no stored code).
 """
@@ -7,12 +7,69 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from segmentation.core.errors import ModelError
-from segmentation.report.render import ReportInputs
+
+
+@dataclass(eq=False)  # frames do not compare to a single bool
+class ReportInputs:
+    """What the report shows, as training computed it (plain pandas/numpy/python values)."""
+
+    model_version: str
+    run_date: str
+    trained_on: str
+    created_at: str  # ISO 8601, UTC
+    forest: dict  # accuracy, macro_f1, test_rows, possibly more
+    candidates: pd.DataFrame  # algorithm, params (JSON), n_segments, silhouette, stability, rule_agreement,
+    #                           purchase_type_ari, passed, reason, chosen
+    segments: pd.DataFrame  # segment_id (-1 = noise), name, description, size, share
+    sample: pd.DataFrame  # segment_id, pc1, pc2, silhouette (NaN = not measured), distribution_columns
+    distribution_columns: list[str]
+    pca_explained: list[float]  # variance ratios of pc1 and pc2
+    profiles: pd.DataFrame  # long: segment_id (<NA> = population), segment_name, size, share, feature,
+    #                         mean, median, p25, p75, std_diff
+    drivers_global: pd.DataFrame  # feature, permutation_importance, permutation_std, impurity_importance
+    drivers_segment: pd.DataFrame  # segment_id, feature, std_diff, rank (1 = strongest)
+    eda: pd.DataFrame  # column, missing_share, zero_share, p01, p25, p50, p75, p99, skew
+    correlation: pd.DataFrame  # square, index == columns == feature names
+    key_features: list[str]  # shown on persona cards: segment median against population median
+    # The training's train.clustering.guardrails.max_rule_agreement: above it a shallow rule on the
+    # raw columns reproduces a candidate's labels, which the candidate plot marks with an x.
+    rule_threshold: float
+
+
+_REQUIRED = {
+    "candidates": ["algorithm", "params", "n_segments", "silhouette", "stability", "rule_agreement",
+                   "purchase_type_ari", "passed", "reason", "chosen"],
+    "segments": ["segment_id", "name", "description", "size", "share"],
+    "sample": ["segment_id", "pc1", "pc2", "silhouette"],
+    "profiles": ["segment_id", "feature", "median", "std_diff"],
+    "drivers_global": ["feature", "permutation_importance", "permutation_std", "impurity_importance"],
+    "drivers_segment": ["segment_id", "feature", "std_diff", "rank"],
+    "eda": ["column", "missing_share", "zero_share", "p01", "p25", "p50", "p75", "p99", "skew"],
+}
+
+
+def check_inputs(inputs: ReportInputs) -> None:
+    """Fails with the frame and columns that are missing, before any chart is drawn."""
+    problems = []
+    for name, columns in _REQUIRED.items():
+        frame = getattr(inputs, name)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            problems.append(f"{name} lacks {', '.join(missing)}")
+    absent = [c for c in inputs.distribution_columns if c not in inputs.sample.columns]
+    if absent:
+        problems.append(f"sample lacks the distribution columns {', '.join(absent)}")
+    if list(inputs.correlation.index) != list(inputs.correlation.columns):
+        problems.append("correlation is not square with index == columns")
+    if problems:
+        raise ValueError("report inputs: " + "; ".join(problems))
+
 
 FOLDER = "report_data"
 META = "meta.json"

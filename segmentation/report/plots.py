@@ -23,8 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from segmentation.core.columns import NOISE
+
 DPI = 100
-NOISE = -1
 NOISE_COLOR = "#999999"
 # Okabe-Ito (colour-blind safe) first, then Paul Tol's "muted" set for runs with more segments
 # (the notebook profile's DBSCAN finds 13); greys are left out so noise stays unmistakable.
@@ -42,6 +43,8 @@ EDGE = "#333333"  # a thin dark edge keeps the pale palette colours (yellow) vis
 MAX_INCHES = 12.5  # at 100 dpi no picture is wider or taller than a laptop screen
 MAX_OVERLAID = 8  # more segment lines than this on one histogram is a tangle, not a comparison
 MIN_OVERLAY_ROWS = 30  # a segment with fewer sampled rows draws noise, not a distribution
+TOP_GLOBAL_DRIVERS = 15  # features in the global drivers chart
+TOP_SEGMENT_DRIVERS = 5  # features per segment in the per-segment drivers chart and table
 
 
 def segment_colors(segment_ids: Iterable[int]) -> dict[int, str]:
@@ -120,7 +123,7 @@ def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#555555")
 
 
-def candidate_comparison(candidates: pd.DataFrame, rule_threshold: float = 0.90) -> Figure:
+def candidate_comparison(candidates: pd.DataFrame, rule_threshold: float) -> Figure:
     """Silhouette against the number of segments, per algorithm, with each candidate's verdict.
 
     Filled markers passed the guardrails, hollow ones failed; a black x marks a rule agreement
@@ -317,7 +320,7 @@ def silhouette_by_segment(
     return fig
 
 
-def global_drivers(drivers: pd.DataFrame, top: int = 15) -> Figure:
+def global_drivers(drivers: pd.DataFrame, top: int = TOP_GLOBAL_DRIVERS) -> Figure:
     """The forest's permutation importance (with its spread) beside impurity importance.
 
     Sorted by permutation importance, measured on held-out rows; impurity importance is shown for
@@ -348,7 +351,7 @@ def global_drivers(drivers: pd.DataFrame, top: int = 15) -> Figure:
 
 def segment_drivers(
     drivers: pd.DataFrame, colors: Mapping[int, str] | None = None, names: Mapping[int, str] | None = None,
-    top: int = 5,
+    top: int = TOP_SEGMENT_DRIVERS,
 ) -> Figure:
     """Per segment, the features that most separate it from the rest, one small panel each."""
     order = _ordered(drivers["segment_id"]) if len(drivers) else []

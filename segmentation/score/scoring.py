@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
-from segmentation.core.errors import NonFiniteFeatureError, SegmentationError, from_executor
+from segmentation.core.errors import SegmentationError, from_executor
 from segmentation.downstream import drift
 from segmentation.model import store
 from segmentation.model.store import ModelBundle, check_libraries
@@ -55,19 +55,10 @@ def feature_matrix(batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
 
 def check_finite(X: np.ndarray, batch: pa.RecordBatch, columns: list[str]) -> None:
     """Refuses a matrix with NaN or an infinity (a float32 overflow included): the trees would guess."""
-    bad = ~np.isfinite(X)
-    if not bad.any():
-        return
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    name = columns[col]
-    value = batch.column(name)[row].as_py()
-    what = "missing" if value is None else (
-        "beyond float32's range" if np.isfinite(np.float64(value)) else f"not finite ({value})"
-    )
-    raise NonFiniteFeatureError(
-        f"feature {name} of customer {batch.column(ID_COLUMN)[row].as_py()} is {what} "
-        f"({int(bad.any(axis=1).sum())} such row(s) in this batch of {batch.num_rows}); refusing to score it "
-        "(the data contract quarantines such raw values: this one was computed, or written, otherwise)"
+    store.check_finite(
+        X, columns, lambda row, j: batch.column(columns[j])[row].as_py(),
+        lambda row: batch.column(ID_COLUMN)[row].as_py(), "batch",
+        " (the data contract quarantines such raw values: this one was computed, or written, otherwise)",
     )
 
 

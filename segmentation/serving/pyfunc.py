@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import tempfile
 import warnings
-from dataclasses import asdict
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
@@ -124,7 +123,7 @@ def _save(mlflow, path: Path, folder: Path, cfg: Config, nullable: list[str], co
         model_config={
             "bundle_version": folder.name,
             "bundle_sha256": store.digest_of(folder),
-            "contract": asdict(cfg.contract),
+            "contract": cfg.contract.model_dump(),
             "nullable": nullable,
             "ratio_epsilon": cfg.features.ratio_epsilon,
         },

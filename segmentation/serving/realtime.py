@@ -1,10 +1,12 @@
 """Customers scored one request at a time, without Spark, exactly as the nightly job scores them.
 
-A model server has no JVM: this module redoes the data contract (`contract.rule_conditions`), the
-imputation (`cleaning.fill_missing`) and the features (`features.add_features`) on numpy arrays,
-rule for rule and branch for branch, and gives the forest the float32 matrix that
-`scoring.feature_matrix` builds. `tests/test_realtime.py` holds the two implementations to the
-same verdicts, the same bits and the same segments.
+A model server has no JVM. The data contract (`features.rules`) and the features
+(`features.definitions`) are defined once, as expressions: this module evaluates those same
+definitions with numpy (`features.expr_numpy`, Spark SQL's nulls, NaN order and floor on arrays),
+fills gaps as `cleaning.fill_missing` does and gives the forest the float32 matrix that
+`scoring.feature_matrix` builds, refused as `store.check_finite` refuses it.
+`tests/test_realtime.py` holds the two engines to the same verdicts, the same bits and the same
+segments.
 
 Spark's doubles have a null apart from NaN; a numpy float64 column does not. Here a missing
 value is None or pd.NA (an object column, or a nullable dtype such as Float64 or Int64), and NaN
@@ -13,7 +15,7 @@ from a JSON object keeps the two apart; a frame read with `pd.read_csv` needs
 `dtype_backend="numpy_nullable"` to. Behind a model server, MLflow's schema enforcement has
 already turned every JSON null into NaN (and JSON has no NaN), so the pyfunc asks for
 `nan_is_missing`: there a NaN is a gap. Columns beyond the contract's are ignored, as the nightly read
-ignores them, and `malformed_line` has no counterpart here: a request has no raw line to garble.
+ignores them, and `malformed_line` never fires here: a request has no raw line to garble.
 """
 
 from __future__ import annotations
@@ -26,31 +28,21 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-from segmentation.core.columns import (
-    COUNT_COLUMNS,
-    FEATURE_COLUMNS,
-    FLOAT32_MAX,
-    ID_COLUMN,
-    MONEY_COLUMNS,
-    PURCHASE_TYPES,
-    RAW_NUMERIC_COLUMNS,
-    SHARE_COLUMNS,
-)
+from segmentation.core.columns import CORRUPT_COLUMN, FEATURE_COLUMNS, ID_COLUMN, RAW_NUMERIC_COLUMNS
 from segmentation.core.config import ContractConfig
-from segmentation.core.errors import ContractViolationError, InputError, ModelError, NonFiniteFeatureError
-from segmentation.model.store import ModelBundle
+from segmentation.core.errors import ContractViolationError, InputError, ModelError
+from segmentation.features import rules
+from segmentation.features.definitions import feature_stages
+from segmentation.features.expr_numpy import Program, Table, Values, as_float, definitely, sort_keys
+from segmentation.model.store import ModelBundle, check_finite
 
 SEGMENT_COLUMNS = [ID_COLUMN, "segment_id", "segment_name", "segment_confidence"]
 
 RAW_INDEX = {c: j for j, c in enumerate(RAW_NUMERIC_COLUMNS)}
 FEATURE_INDEX = {c: j for j, c in enumerate(FEATURE_COLUMNS)}
-MONEY = np.array([RAW_INDEX[c] for c in MONEY_COLUMNS])
-SHARES = np.array([RAW_INDEX[c] for c in SHARE_COLUMNS])
-COUNTS = np.array([RAW_INDEX[c] for c in COUNT_COLUMNS])
-
-# Spark's floor of a double is a bigint: beyond +-2^63 it saturates, and comparing it with the
-# double casts Long.MaxValue back to 2^63. So Spark calls a count above 2^63 "not a count".
-_LONG_RANGE = (-(2.0**63), 2.0**63)
+ENGINEERED_COLUMNS = FEATURE_COLUMNS[len(RAW_NUMERIC_COLUMNS):]  # the model's input starts with the raw columns
+_SURVIVOR_ORDER = rules.survivor_order()
+_SURVIVOR_KEYS = Program([order.expr for order in _SURVIVOR_ORDER], RAW_NUMERIC_COLUMNS)
 
 # Enough customers in an error message to act on; `violations` holds them all.
 _MESSAGE_CUSTOMERS = 10
@@ -76,8 +68,8 @@ def check_customers(frame: pd.DataFrame, contract: ContractConfig, nullable: lis
 def customer_features(frame: pd.DataFrame, imputation: dict[str, float], ratio_epsilon: float) -> pd.DataFrame:
     """CUST_ID and FEATURE_COLUMNS (float64) of customers that passed `check_customers`."""
     request = _read(frame)
-    out = pd.DataFrame(_features(_impute(request, imputation), ratio_epsilon), columns=FEATURE_COLUMNS,
-                       index=frame.index)
+    features, _ = _features(*_impute(request, imputation), ratio_epsilon)
+    out = pd.DataFrame(features, columns=FEATURE_COLUMNS, index=frame.index)
     out.insert(0, ID_COLUMN, request.ids)
     return out
 
@@ -94,8 +86,8 @@ def assign(
     """
     request = _read(frame, nan_is_missing)
     _check(request, contract, tuple(nullable))
-    features = _features(_impute(request, bundle.imputation), ratio_epsilon)
-    X = _model_matrix(bundle, features, request.ids)
+    features, known = _features(*_impute(request, bundle.imputation), ratio_epsilon)
+    X = _model_matrix(bundle, features, known, request.ids)
     segment, confidence = bundle.predict_matrix(X)
     names = bundle.segment_names
     return pd.DataFrame(
@@ -114,20 +106,18 @@ def assign(
 
 
 def _read(frame: pd.DataFrame, nan_is_missing: bool = False) -> _Request:
+    """The contract's columns of a request, checked as the nightly read checks them (`rules.require_*`)."""
     if not frame.columns.is_unique:
         raise InputError(f"input has duplicate column name(s): {', '.join(frame.columns[frame.columns.duplicated()])}")
-    missing = [c for c in [ID_COLUMN, *RAW_NUMERIC_COLUMNS] if c not in frame.columns]
-    if missing:
-        raise InputError(f"input is missing required column(s): {', '.join(missing)}")
+    rules.require_columns(frame.columns)
     values = np.empty((len(frame), len(RAW_NUMERIC_COLUMNS)), dtype=np.float64)
     null = np.zeros(values.shape, dtype=bool)
     wrong = []
     for j, name in enumerate(RAW_NUMERIC_COLUMNS):
         problem = _numbers(frame[name], values[:, j], null[:, j], nan_is_missing)
         if problem:
-            wrong.append(f"{name} ({problem})")
-    if wrong:
-        raise InputError(f"input column(s) must be numeric: {', '.join(wrong)}")
+            wrong.append((name, problem))
+    rules.require_numeric(wrong)
     return _Request(_ids(frame[ID_COLUMN]), values, null)
 
 
@@ -176,110 +166,68 @@ def _ids(column: pd.Series) -> list[str | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The data contract: contract.rule_conditions and check_rows' duplicates, on arrays
+# The data contract: `rules.contract_rules` and `rules.survivor_order`, on arrays
+
+
+def _table(values: np.ndarray, null: np.ndarray, ids: list[str | None] | None = None) -> Table:
+    """The raw columns (and CUST_ID) for `expr_numpy`; a request has no raw line, so no corrupt record."""
+    rows = len(values)
+    others = {}
+    if ids is not None:
+        id_known = np.fromiter((i is not None for i in ids), dtype=bool, count=rows)
+        others = {
+            ID_COLUMN: Values(np.array(ids, dtype=object).reshape(rows), True if id_known.all() else id_known),
+            CORRUPT_COLUMN: Values(np.full(rows, None, dtype=object), np.zeros(rows, dtype=bool)),
+        }
+    return Table(values, True if not null.any() else ~null, others)
 
 
 @lru_cache(maxsize=32)
-def _rule_plan(contract: ContractConfig, nullable: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(rule names in rule_conditions' order, columns that may not be null, upper bound per share column)."""
-    required = [c for c in RAW_NUMERIC_COLUMNS if c not in nullable]
-    names = [
-        "missing_cust_id",
-        *[f"missing_value:{c}" for c in required],
-        *[f"not_finite:{c}" for c in RAW_NUMERIC_COLUMNS],
-        *[f"out_of_float32_range:{c}" for c in RAW_NUMERIC_COLUMNS],
-        *[f"negative_amount:{c}" for c in MONEY_COLUMNS],
-        *[f"out_of_range:{c}" for c in SHARE_COLUMNS],
-        *[f"not_a_count:{c}" for c in COUNT_COLUMNS],
-        "tenure_out_of_range",
-        "purchases_exceed_parts",
-        "cash_advance_inconsistent",
-    ]
-    tops = [contract.max_cash_advance_frequency if c == "CASH_ADVANCE_FREQUENCY" else 1.0 for c in SHARE_COLUMNS]
-    return names, np.array([RAW_INDEX[c] for c in required], dtype=np.intp), np.array(tops, dtype=np.float64)
-
-
-def _spark_floor(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(x), *_LONG_RANGE)
+def _rule_plan(limits: rules.ContractLimits, nullable: tuple[str, ...]) -> tuple[list[str], Program]:
+    """(rule names in the quarantine's order, one condition per rule or family of rules over a block of columns)."""
+    contract = [rule for rule in rules.contract_rules(limits, nullable) if rule.names]
+    return ([name for rule in contract for name in rule.names],
+            Program([rule.block() for rule in contract], RAW_NUMERIC_COLUMNS))
 
 
 def _broken(request: _Request, contract: ContractConfig, nullable: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-    """(rule names, rows x rules: the row breaks the rule).
-
-    Spark judges ranges on `_finite` values, where NaN, infinities and nulls are null and a
-    comparison with null never breaks a rule: here every such comparison is and-ed with `ok`.
-    """
-    names, required, tops = _rule_plan(contract, nullable)
-    x, null = request.values, request.null
-    ok = np.isfinite(x)  # false at nulls too: they hold NaN
-
-    def col(name: str) -> tuple[np.ndarray, np.ndarray]:
-        return x[:, RAW_INDEX[name]], ok[:, RAW_INDEX[name]]
-
-    # Spark's trim strips spaces only, not tabs or newlines.
-    missing_id = np.array([i is None or i.strip(" ") == "" for i in request.ids], dtype=bool)
-    with np.errstate(invalid="ignore", over="ignore"):
-        shares, counts = x[:, SHARES], x[:, COUNTS]
-        tenure, tenure_ok = col("TENURE")
-        purchases, purchases_ok = col("PURCHASES")
-        one_off, one_off_ok = col("ONEOFF_PURCHASES")
-        installments, installments_ok = col("INSTALLMENTS_PURCHASES")
-        cash, cash_ok = col("CASH_ADVANCE")
-        trx, trx_ok = col("CASH_ADVANCE_TRX")
-        frequency, frequency_ok = col("CASH_ADVANCE_FREQUENCY")
-        cash_zero = cash == 0
-        parts = [
-            missing_id[:, None],
-            null[:, required],
-            ~null & ~ok,
-            ok & (np.abs(x) > FLOAT32_MAX),
-            ok[:, MONEY] & (x[:, MONEY] < 0),
-            ok[:, SHARES] & ((shares < 0) | (shares > tops)),
-            ok[:, COUNTS] & ((counts < 0) | (counts != _spark_floor(counts))),
-            (tenure_ok & ((tenure < contract.tenure_min) | (tenure > contract.tenure_max)
-                          | (tenure != _spark_floor(tenure))))[:, None],
-            (purchases_ok & one_off_ok & installments_ok
-             & (purchases > one_off + installments + contract.purchases_tolerance))[:, None],
-            ((cash_ok & trx_ok & (cash_zero != (trx == 0)))
-             | (cash_ok & cash_zero & frequency_ok & (frequency > 0)))[:, None],
-        ]
-    return names, np.concatenate(parts, axis=1)
+    """(rule names, rows x rules: the row definitely breaks the rule, as Spark's coalesce(cond, false) says)."""
+    names, conditions = _rule_plan(rules.ContractLimits.of(contract), nullable)
+    rows = len(request.ids)
+    found = [definitely(v, rows) for v in conditions.run(_table(request.values, request.null, request.ids))]
+    return names, np.concatenate([b if b.ndim == 2 else b[:, None] for b in found], axis=1)
 
 
 def _reasons(request: _Request, contract: ContractConfig, nullable: tuple[str, ...]) -> list[list[str]]:
     names, broken = _broken(request, contract, nullable)
     found: list[list[str]] = [[] for _ in request.ids]
-    rows, rules = np.nonzero(broken)
-    for row, rule in zip(rows.tolist(), rules.tolist()):
+    rows, broken_rules = np.nonzero(broken)
+    for row, rule in zip(rows.tolist(), broken_rules.tolist()):
         found[row].append(names[rule])
-    for row in _duplicates(request, broken.sum(axis=1)):
-        found[row].append("duplicate_cust_id")
+    for row in _duplicates(request, found):
+        found[row].append(rules.DUPLICATE_RULE)
     return found
 
 
-def _duplicates(request: _Request, own: np.ndarray) -> list[int]:
-    """Rows whose CUST_ID an earlier-ranked row holds, ranked as check_rows ranks them.
+def _duplicates(request: _Request, found: list[list[str]]) -> list[int]:
+    """Rows whose CUST_ID a row earlier in `rules.survivor_order` holds, ranked as check_rows ranks them.
 
-    The survivor breaks the fewest rules, then has the smallest values in column order (Spark's
-    ascending order: nulls last, NaN above every number, -0.0 equal to 0.0).
+    Spark's ties are in no particular order; here they keep the request's order.
     """
     rows_of: dict[str, list[int]] = {}
     for row, cid in enumerate(request.ids):
         if cid is not None:
             rows_of.setdefault(cid, []).append(row)
-    duplicates: list[int] = []
-    for rows in rows_of.values():
-        if len(rows) > 1:
-            ranked = sorted(rows, key=lambda r: (int(own[r]), *_sort_key(request, r)))  # stable: ties keep request order
-            duplicates += ranked[1:]
-    return sorted(duplicates)
-
-
-def _sort_key(request: _Request, row: int) -> list[tuple[bool, bool, float]]:
-    return [
-        (bool(null), bool(math.isnan(v)), 0.0 if math.isnan(v) else v + 0.0)
-        for v, null in zip(request.values[row].tolist(), request.null[row].tolist())
-    ]
+    repeated = [rows for rows in rows_of.values() if len(rows) > 1]
+    if not repeated:
+        return []
+    reasons = np.empty(len(found), dtype=object)
+    for row, own in enumerate(found):
+        reasons[row] = own
+    table = _table(request.values, request.null, request.ids).with_columns({rules.REASONS: Values(reasons, True)})
+    candidates = sorted(row for rows in repeated for row in rows)
+    key = dict(zip(candidates, sort_keys(_SURVIVOR_ORDER, _SURVIVOR_KEYS.run(table), candidates)))
+    return sorted(row for rows in repeated for row in sorted(rows, key=key.__getitem__)[1:])
 
 
 def _check(request: _Request, contract: ContractConfig, nullable: tuple[str, ...]) -> None:
@@ -287,88 +235,75 @@ def _check(request: _Request, contract: ContractConfig, nullable: tuple[str, ...
                   if found]
     if not violations:
         return
-    lines = [f"{_who(row, cid)} breaks the data contract: {', '.join(found)}"
+    lines = [f"{_who(row, cid, rules.MISSING_ID_RULE in found)} breaks the data contract: {', '.join(found)}"
              for row, cid, found in violations[:_MESSAGE_CUSTOMERS]]
     if len(violations) > _MESSAGE_CUSTOMERS:
         lines.append(f"and {len(violations) - _MESSAGE_CUSTOMERS} more customer(s)")
     raise ContractViolationError("; ".join(lines), violations)
 
 
-def _who(row: int, cid: str | None) -> str:
-    if cid is None or cid.strip(" ") == "":
+def _who(row: int, cid: str | None, missing_id: bool) -> str:
+    if missing_id:
         return f"the customer in row {row} of the request (no {ID_COLUMN})"
     return f"customer {cid}"
 
 
 # ---------------------------------------------------------------------------------------------
-# Imputation and features: cleaning.fill_missing and features.add_features, on arrays
+# Imputation and features: cleaning.fill_missing, and `definitions.feature_stages` on arrays
 
 
-def _impute(request: _Request, imputation: dict[str, float]) -> np.ndarray:
-    values = request.values
+def _impute(request: _Request, imputation: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(raw values with gaps filled by the medians, as fill_missing's coalesce fills them; the gaps left)."""
+    values, null = request.values, request.null
     for name, median in imputation.items():
         j = RAW_INDEX.get(name)
-        if j is not None and request.null[:, j].any():
+        if j is not None and null[:, j].any():
             if values is request.values:
-                values = values.copy()
-            values[request.null[:, j], j] = float(median)
-    return values
+                values, null = values.copy(), null.copy()
+            values[null[:, j], j] = float(median)
+            null[:, j] = False
+    return values, null
 
 
-def _features(x: np.ndarray, ratio_epsilon: float) -> np.ndarray:
-    """FEATURE_COLUMNS of imputed raw values; a NaN left by a null acts as Spark's null does.
+@lru_cache(maxsize=8)
+def _feature_plan(ratio_epsilon: float) -> list[tuple[list[str], Program]]:
+    """Per stage of `definitions.feature_stages`, (its column names, a program computing them)."""
+    stages = feature_stages(ratio_epsilon)
+    return [(list(stage), Program(list(stage.values()), RAW_NUMERIC_COLUMNS)) for stage in stages]
 
-    Each np.where is a `when` of features.py, nested in the same order: NaN fails every
-    comparison as a null condition does and falls through to the next branch.
-    """
-    def col(name: str) -> np.ndarray:
-        return x[:, RAW_INDEX[name]]
 
-    out = np.empty((len(x), len(FEATURE_COLUMNS)), dtype=np.float64)
-    out[:, : len(RAW_NUMERIC_COLUMNS)] = x
-    balance, limit = col("BALANCE"), col("CREDIT_LIMIT")
-    one_off, installments = col("ONEOFF_PURCHASES") > 0, col("INSTALLMENTS_PURCHASES") > 0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # the branch not taken may divide by 0
-        denominator = col("MINIMUM_PAYMENTS") + ratio_epsilon
-        # greatest() skips a null as fmax skips the NaN standing for one
-        months = np.fmax(col("TENURE"), 1.0)
-        purchase_type = np.where(
-            one_off & installments, "both",
-            np.where(one_off, "one_off", np.where(installments, "installments", "none")),
-        )
-        engineered = {
-            "LIMIT_USAGE": np.where(limit > 0, balance / limit, np.where(balance > 0, 1.0, 0.0)),
-            "PAYMENT_MINPAY_RATIO": np.where(denominator > 0, col("PAYMENTS") / denominator, 0.0),
-            **{f"PURCHASE_{t}": purchase_type == t for t in PURCHASE_TYPES},
-            "MONTHLY_AVG_PURCHASES": col("PURCHASES") / months,
-            "MONTHLY_CASH_ADVANCE": col("CASH_ADVANCE") / months,
-        }
-    for name, values in engineered.items():
-        out[:, FEATURE_INDEX[name]] = values
-    return out
+def _features(values: np.ndarray, null: np.ndarray, ratio_epsilon: float) -> tuple[np.ndarray, np.ndarray | bool]:
+    """(FEATURE_COLUMNS of imputed raw values, float64 and NaN where null; where each is known, True: everywhere)."""
+    table, found = _table(values, null), {}
+    for names, program in _feature_plan(ratio_epsilon):
+        found.update(zip(names, program.run(table)))
+        table = table.with_columns(found)  # a later stage reads the columns before it (PURCHASE_TYPE)
+    engineered = [found[c] for c in ENGINEERED_COLUMNS]
+    out = np.column_stack([values, *[as_float(v) for v in engineered]])
+    if not null.any() and all(v.known is True for v in engineered):
+        return out, True
+    rows = len(values)
+    return out, np.column_stack([~null, *[np.broadcast_to(v.known, (rows,)) for v in engineered]])
 
 
 # ---------------------------------------------------------------------------------------------
-# The forest's input: scoring.feature_matrix and scoring.check_finite
+# The forest's input: scoring.feature_matrix, refused as scoring refuses it (store.check_finite)
 
 
-def _model_matrix(bundle: ModelBundle, features: np.ndarray, ids: list[str | None]) -> np.ndarray:
+def _model_matrix(
+    bundle: ModelBundle, features: np.ndarray, known: np.ndarray | bool, ids: list[str | None],
+) -> np.ndarray:
     unknown = [c for c in bundle.feature_columns if c not in FEATURE_INDEX]
     if unknown:
         raise ModelError(f"model {bundle.version} expects feature column(s) this scorer does not compute: "
                          f"{', '.join(unknown)}")
-    chosen = features[:, [FEATURE_INDEX[c] for c in bundle.feature_columns]]
+    at = [FEATURE_INDEX[c] for c in bundle.feature_columns]
+    chosen = features[:, at]
     with np.errstate(over="ignore"):  # beyond float32 becomes an infinity, refused below
         X = chosen.astype(np.float32)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        row, j = (int(i) for i in np.argwhere(bad)[0])
-        value = chosen[row, j]
-        what = "missing" if math.isnan(value) else (
-            "beyond float32's range" if math.isfinite(value) else f"not finite ({value})"
-        )
-        raise NonFiniteFeatureError(
-            f"feature {bundle.feature_columns[j]} of customer {ids[row]} is {what} "
-            f"({int(bad.any(axis=1).sum())} such row(s) in this request of {len(X)}); refusing to score it"
-        )
+
+    def value(row: int, j: int) -> float | None:
+        return float(chosen[row, j]) if known is True or known[row, at[j]] else None
+
+    check_finite(X, list(bundle.feature_columns), value, ids.__getitem__, "request")
     return X

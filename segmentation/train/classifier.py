@@ -10,8 +10,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
+from segmentation.core.columns import NOISE
 from segmentation.core.config import ForestConfig
-from segmentation.train.clustering import NOISE
 
 
 @dataclass

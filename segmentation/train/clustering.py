@@ -24,10 +24,9 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from sklearn.tree import DecisionTreeClassifier
 
+from segmentation.core.columns import NOISE
 from segmentation.core.config import ClusteringConfig, GuardrailsConfig
 from segmentation.core.errors import TrainingError
-
-NOISE = -1
 
 
 @dataclass

@@ -16,10 +16,12 @@ import pandas as pd
 from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
 from scipy.optimize import linear_sum_assignment
 
+from segmentation.core.columns import NOISE
+from segmentation.core.config import LineageConfig
 from segmentation.io.rows import row
-from segmentation.train.clustering import NOISE
 
 KEPT, NEW, SPLIT, MERGE, RETIRED = "kept", "new", "split", "merge", "retired"
+_DEFAULTS = LineageConfig()  # the thresholds `match` uses unless told (train.lineage)
 
 LINEAGE_SCHEMA = StructType(
     [
@@ -62,7 +64,7 @@ def first_ids(labels: np.ndarray, start: int = 0) -> Matching:
 
 def match(
     labels: np.ndarray, previous: np.ndarray, previous_version: str, previous_next_id: int,
-    min_overlap: float = 0.5, part: float = 0.25,
+    min_overlap: float = _DEFAULTS.min_overlap, part: float = _DEFAULTS.part,
 ) -> Matching:
     """Stable ids for `labels` (new clusters) given `previous` (the current model's ids, same rows).
 

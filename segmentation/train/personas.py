@@ -14,11 +14,11 @@ from typing import Callable
 
 import pandas as pd
 
-from segmentation.train.clustering import NOISE
+from segmentation.core.columns import NOISE
+from segmentation.core.config import ExplainConfig
 
-# Standardized difference a trait needs, in population standard deviations (config:
-# train.explain.trait_threshold).
-TRAIT_THRESHOLD = 0.4
+# Standardized difference a trait needs, in population standard deviations: the config's default.
+TRAIT_THRESHOLD = ExplainConfig().trait_threshold
 TYPICAL = "Typical customers"
 NOISE_NAME = "Unassigned (noise)"
 

@@ -7,6 +7,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import StandardScaler
 
+from segmentation.core.config import SpaceConfig, TransformConfig
+
+# train.transform's and train.space's defaults, for callers that pass none.
+_TRANSFORM, _SPACE = TransformConfig(), SpaceConfig()
+
 
 class LogScaler(BaseEstimator, TransformerMixin):
     """log1p (or log(x + offset)) on `log_columns`, then StandardScaler over all columns.
@@ -14,7 +19,8 @@ class LogScaler(BaseEstimator, TransformerMixin):
     Works on a pandas frame by column name, so scoring cannot silently reorder features.
     """
 
-    def __init__(self, columns: list[str], log_columns: list[str], kind: str = "log1p", offset: float = 1e-6):
+    def __init__(self, columns: list[str], log_columns: list[str], kind: str = _TRANSFORM.kind,
+                 offset: float = _TRANSFORM.offset):
         self.columns = columns
         self.log_columns = log_columns
         self.kind = kind
@@ -51,7 +57,7 @@ class ClusteringSpace(BaseEstimator, TransformerMixin):
     left out. `kind="all"` keeps every column at weight 1.
     """
 
-    def __init__(self, columns: list[str], families: dict[str, list[str]], kind: str = "families"):
+    def __init__(self, columns: list[str], families: dict[str, list[str]], kind: str = _SPACE.kind):
         self.columns = columns
         self.families = families
         self.kind = kind

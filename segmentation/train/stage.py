@@ -482,7 +482,7 @@ def _keep_names(people: dict, matching: lineage.Matching, current) -> None:
 
 def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg):
     """Everything the report draws, computed once from the training sample (`labels`: stable ids)."""
-    from segmentation.report.render import ReportInputs
+    from segmentation.report.inputs import ReportInputs
 
     rows = clustering.metric_rows(len(X), ccfg.metric_max_rows, ccfg.random_state)
     per_row = np.full(len(X), np.nan)
