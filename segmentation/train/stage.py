@@ -130,7 +130,8 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> tuple[
 
 
 def run_train(
-    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None
+    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None,
+    hold: str | None = None,
 ) -> dict[str, Any]:
     """Sample -> scale -> compare clusterings -> forest -> personas, drivers, report -> saved bundle.
 
@@ -138,12 +139,14 @@ def run_train(
     (default: the features stage).
     The driver-side fits run with `train.blas_threads` BLAS/OpenMP threads: where the driver shares
     its cores with Spark, more threads spin against each other (measured in the README).
+    `hold`: register the version without making it champion, for this reason.
     """
     with threadpool_limits(limits=cfg.train.blas_threads or None):
-        return _run_train(spark, cfg, run_date, ensure_features or run_features)
+        return _run_train(spark, cfg, run_date, ensure_features or run_features, hold)
 
 
-def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable) -> dict[str, Any]:
+def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable,
+               hold: str | None = None) -> dict[str, Any]:
     log = logs.get("train")
     tcfg, ccfg = cfg.train, cfg.train.clustering
     version = store.new_version()
@@ -281,16 +284,18 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         with logs.step(log, "register model") as s:
             registered = registry.log_training(
                 cfg, run_date, metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure,
-                save_pyfunc=pyfunc.save_model,
+                save_pyfunc=pyfunc.save_model, hold=hold,
             )
             s.detail = f"{cfg.registry.model_name} version={registered} " + (
-                f"{cfg.registry.alias}=yes" if failure is None else f"{cfg.registry.alias}=no (failed its gates)")
+                f"{cfg.registry.alias}=no (failed its gates)" if failure is not None
+                else f"{cfg.registry.alias}=no ({hold})" if hold else f"{cfg.registry.alias}=yes")
     if failure is not None:
         where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
         raise TrainingError(f"{failure}; model {version} kept at {path} ({where}never {cfg.registry.alias}) but not used")
     return {
         "model_version": version,
         "registry_version": registered,
+        "held": hold,
         "model_path": str(path),
         "metrics": metrics,
         "sample_rows": len(sample),
