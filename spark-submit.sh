@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --conf-dir)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       conf_dir="$2"; shift 2 ;;
-    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--retrain|--retrain-on-drift|--previous)
+    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--retrain|--retrain-on-drift|--accept-night|--previous)
       job_args+=("$1"); shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }

@@ -39,6 +39,12 @@ def parser(job: str) -> argparse.ArgumentParser:
     return p
 
 
+def accept_night(p: argparse.ArgumentParser) -> None:
+    """--accept-night, for the jobs that run the features stage."""
+    p.add_argument("--accept-night", action="store_true",
+                   help="take tonight's input even past a night-to-night guard threshold (guard.accept=true)")
+
+
 def find_conf_dir(explicit: Path | None) -> Path:
     """The folder named by --conf-dir or SEGMENTATION_CONF_DIR, which must hold base.yaml;
     else conf/ of this checkout, where --files put it, or the copy packaged in the wheel."""
@@ -81,6 +87,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         values["train.retrain"] = True
     if getattr(args, "retrain_on_drift", False):
         values["drift.retrain_on_drift"] = True
+    if getattr(args, "accept_night", False):
+        values["guard.accept"] = True
     cfg = load_config(conf_dir, args.profile or ["local"], list(args.overrides), args.config, values)
     project = conf_dir.parent
     cfg = _with_paths(cfg, project)

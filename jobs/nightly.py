@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.common import exit_with
+from jobs.common import accept_night, exit_with
 from jobs.common import main as run_job
 from segmentation.nightly import run_nightly
 
@@ -11,6 +11,7 @@ def _retrain(parser) -> None:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     parser.add_argument("--retrain-on-drift", action="store_true",
                         help="retrain before scoring when tonight's features drifted from the model's training sample")
+    accept_night(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,14 @@ def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model
     return bool(drifted)
 
 
+def _guard_hold(verdict: dict[str, Any]) -> str | None:
+    """Why a model trained tonight must not become champion by itself: the night's guard fired."""
+    if not verdict.get("fired"):
+        return None
+    return ("guard fired on this night (accepted by --accept-night: " + "; ".join(verdict.get("failures", []))
+            + "): promote by hand")
+
+
 def run_nightly(
     spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -53,7 +61,8 @@ def run_nightly(
         log.warning("%s: training a new model", exc)
         model_version = None
     night = [tables.table_ref(cfg.tables, name) for name in
-             (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.segments)]
+             (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.night_profile,
+              cfg.tables.segments)]
     tag = tables.new_write_tag("nightly")
     summary: dict[str, Any] = {"tables": []}
     try:
@@ -68,10 +77,19 @@ def run_nightly(
         retrain = cfg.train.retrain or not model_version
         if not retrain and cfg.drift.retrain_on_drift:
             retrain = _features_drifted(spark, cfg, run_date, model_version)
-        if retrain:
-            trained = run_train(spark, cfg, run_date)
+        hold = _guard_hold(feats.get("guard") or {})
+        if retrain and hold and model_version and not cfg.registry.enabled:
+            # Without a registry a saved model is the current one at once: nothing could hold it back.
+            log.warning("train: skipped: the night's guard fired, and with registry.enabled=false a model trained "
+                        "tonight would be current at once; scoring with %s", model_version)
+        elif retrain:
+            trained = run_train(spark, cfg, run_date, hold=hold)
             summary["trained"] = trained["model_version"]
-            model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
+            if hold and model_version:
+                log.warning("train: version %s registered but not %s (%s); scoring with %s", trained["registry_version"],
+                            cfg.registry.alias, hold, model_version)
+            else:
+                model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
         else:
             log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
         progress["model_version"] = model_version

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from segmentation.core.columns import RAW_NUMERIC_COLUMNS
+from segmentation.core.columns import MONEY_COLUMNS, RAW_NUMERIC_COLUMNS
 from segmentation.core.errors import ConfigError
 
 
@@ -90,6 +90,7 @@ with warnings.catch_warnings():
         segments_current: Text = "segments_current"  # one row per customer: the segment now (MERGE, change data feed)
         segment_migrations: Text = "segment_migrations"  # per run date: customers from segment a to b since last night
         drift: Text = "drift"  # per run date: feature PSI and segment share changes, flagged
+        night_profile: Text = "night_profile"  # per run date: what the next night's guard compares with
         models_dir: Text = "lakehouse/models"  # versioned model bundles and the LATEST pointer
 
 
@@ -129,6 +130,22 @@ class ImputationConfig(_Section):
     # exact: Spark's `percentile` (the same value as pandas' median); approx: `percentile_approx`, one pass.
     method: Literal["exact", "approx"] = "approx"
     accuracy: Int32 = 10000  # percentile_approx's relative error is 1/accuracy
+
+
+class GuardConfig(_Section):
+    # The night against the last published night before it (docs/data-contract.md, from night to
+    # night): past any threshold the features stage refuses the night before anything is written.
+    enabled: bool = True
+    accept: bool = False  # --accept-night: take a night past a threshold, with a warning
+    max_count_change: float = Field(0.2, ge=0)  # |tonight's customers / last night's - 1|
+    max_departed_share: Share = 0.1  # of last night's customers, absent tonight
+    max_new_share: Share = 0.2  # of tonight's customers, absent last night
+    max_unseen_id_format_share: Share = 0.01  # of tonight's ids, of a shape (A for a letter, 9 for a digit) not seen last night
+    max_median_ratio: float = Field(5.0, ge=1)  # a money median over its previous value, or the inverse (cents: ~100)
+    median_columns: Many[Literal[tuple(MONEY_COLUMNS)]] = list(MONEY_COLUMNS)
+    accuracy: Int32 = 10000  # percentile_approx's relative error of the medians is 1/accuracy
+    # Shapes kept per night; a night of more shapes (ids without a format) is not compared on it.
+    max_id_shapes: Count = 1000
 
 
 class FeaturesConfig(_Section):
@@ -320,6 +337,7 @@ class Config(_Section):
     contract: ContractConfig = ContractConfig()
     imputation: ImputationConfig = ImputationConfig()
     features: FeaturesConfig = FeaturesConfig()
+    guard: GuardConfig = GuardConfig()
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
     drift: DriftConfig = DriftConfig()

@@ -59,6 +59,13 @@ class ContractViolationError(InputError):
         self.violations = violations or []
 
 
+class NightGuardError(InputError):
+    """Tonight's input differs from the last published night past a guard threshold (half the
+    customers, re-keyed ids, money in cents): refused before anything is written."""
+
+    exit_code = 9
+
+
 class ModelError(SegmentationError):
     """The model bundle is missing, tampered with, truncated or does not fit the features."""
 

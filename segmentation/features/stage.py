@@ -22,7 +22,7 @@ from segmentation.core import logs
 from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, INDICATOR_COLUMNS, RAW_NUMERIC_COLUMNS, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, InputError
-from segmentation.features import contract
+from segmentation.features import contract, guard
 from segmentation.features.cleaning import fill_missing, imputation_aggregates, read_imputation, select_raw_columns
 from segmentation.features.derived import add_features
 from segmentation.io import tables
@@ -108,6 +108,8 @@ def run_features(
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     quarantine_ref = tables.table_ref(cfg.tables, cfg.tables.quarantine)
     imputation_ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
+    profile_ref = tables.table_ref(cfg.tables, cfg.tables.night_profile)
+    previous = guard.previous_night(spark, cfg, run_date) if cfg.guard.enabled else None
     source, imp = cfg.input.source, cfg.imputation
     with logs.step(log, "read and check input") as s:
         raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format))
@@ -119,6 +121,7 @@ def run_features(
         totals = checked.agg(
             F.count(F.lit(1)).alias("rows"), F.count_if(~kept).alias("bad"),
             *imputation_aggregates(imp.columns, imp.method, imp.accuracy, kept),
+            *guard.aggregates(cfg.guard, kept, previous),
         ).first()
         rows_read, rows_bad = int(totals["rows"]), int(totals["bad"] or 0)
         progress["rows_read"] = s.rows = rows_read
@@ -126,6 +129,7 @@ def run_features(
     if rows_read == 0:
         raise InputError(f"input {source} has no rows")
     contract.check_share(rows_read, rows_bad, cfg.contract.max_quarantine_share, source)
+    verdict = guard.check(spark, cfg, run_date, raw, totals, rows_read - rows_bad, previous, log)
     medians, missing = read_imputation(totals, imp.columns)
     log.info("medians: method=%s %s", imp.method, " ".join(f"{c}={v:.6g}" for c, v in medians.items()))
     with logs.step(log, "write quarantine") as s:
@@ -153,8 +157,12 @@ def run_features(
             spark.createDataFrame(rows, IMPUTATION_SCHEMA), imputation_ref, run_date, tag=tag, merge_schema=True
         )
         s.rows = len(rows)
+    with logs.step(log, "write night profile") as s:
+        rows = guard.profile_rows(run_date, cfg.guard, totals, rows_read - rows_bad)
+        tables.replace_run(spark.createDataFrame(rows, guard.PROFILE_SCHEMA), profile_ref, run_date, tag=tag)
+        s.rows = len(rows)
     if rows_written + rows_quarantined != rows_read:
-        tables.restore_night(spark, log, [quarantine_ref, features_ref, imputation_ref], run_date, tag)
+        tables.restore_night(spark, log, [quarantine_ref, features_ref, imputation_ref, profile_ref], run_date, tag)
         raise AccountingError(
             f"features: read {rows_read} rows but wrote {rows_written} and quarantined {rows_quarantined}; "
             f"{run_date}'s features, quarantine and imputation tables were put back as they were before this run"
@@ -165,6 +173,7 @@ def run_features(
         "rows_quarantined": rows_quarantined,
         "tables": [str(features_ref), str(quarantine_ref)],
         "medians": medians,
+        "guard": verdict,
     }
 
 

@@ -29,6 +29,7 @@ BUNDLE_ARTIFACTS = "bundle"  # metrics.json, manifest.json and the report, withi
 HISTORY_TAG = "champion_history"  # registered model tag: every champion in turn, comma-separated
 GATES_TAG = "quality_gates"  # version tag: passed | failed
 REASON_TAG = "quality_gate_failure"
+HOLD_TAG = "promotion_held"  # version tag: why a version that passed its gates was not made champion
 DIGEST_TAG = "bundle_sha256"
 BUNDLE_TAG = "bundle_version"
 _HISTORY_KEEP = 100
@@ -89,12 +90,14 @@ def _not_found(exc: BaseException) -> bool:
 def log_training(
     cfg: Config, run_date: dt.date, metrics: dict[str, Any], folder: Path | None, lineage: dict[str, Any],
     failure: str | None, save_pyfunc: Callable[[Path, Path, Config], None] | None = None,
+    hold: str | None = None,
 ) -> int | None:
     """Logs the train as an MLflow run and, when a bundle was saved (`folder`), registers it
     as the pyfunc that `save_pyfunc(path, folder, cfg)` writes (the serving layer's, passed in).
 
     The new version becomes champion only when `failure` is None; otherwise it is registered
-    with the failure as a tag and never becomes champion. Returns the version number (None
+    with the failure as a tag and never becomes champion. `hold` (e.g. the night's guard fired)
+    registers a version that passed its gates without promoting it: `promote` can, by hand. Returns the version number (None
     when no model was made: no clustering passed its guardrails).
     """
     log = logs.get("train")
@@ -127,7 +130,11 @@ def log_training(
             with contextlib.suppress(Exception):
                 client.set_terminated(run_id, "FAILED")
             raise
-        if failure is None:
+        if failure is None and hold is not None:
+            client.set_model_version_tag(cfg.registry.model_name, str(version), HOLD_TAG, hold[:5000])
+            log.warning("registered %s version %d, NOT made %s: %s", cfg.registry.model_name, version,
+                        cfg.registry.alias, hold)
+        elif failure is None:
             previous = _promote(client, cfg, version)
             log.info("registered %s version %d and made it %s (previous: %s)", cfg.registry.model_name, version,
                      cfg.registry.alias, previous or "none")

@@ -110,7 +110,8 @@ class Explained:
 
 
 def run_train(
-    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None
+    spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable | None = None,
+    hold: str | None = None,
 ) -> dict[str, Any]:
     """Sample -> scale -> compare clusterings -> forest -> personas, drivers, report -> saved bundle.
 
@@ -118,12 +119,14 @@ def run_train(
     (default: the features stage).
     The driver-side fits run with `train.blas_threads` BLAS/OpenMP threads: where the driver shares
     its cores with Spark, more threads spin against each other (measured in the README).
+    `hold`: register the version without making it champion, for this reason.
     """
     with threadpool_limits(limits=cfg.train.blas_threads or None):
-        return _run_train(spark, cfg, run_date, ensure_features or run_features)
+        return _run_train(spark, cfg, run_date, ensure_features or run_features, hold)
 
 
-def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable) -> dict[str, Any]:
+def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable,
+               hold: str | None = None) -> dict[str, Any]:
     log = logs.get("train")
     version = store.new_version()
     sample = _sample(spark, cfg, run_date, ensure_features, log)
@@ -138,7 +141,7 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     report = _report(cfg, run_date, bundle, sample, prepared, matched, candidates, explained, night, log)
     path = _save_model(spark, cfg, run_date, bundle, candidates, len(prepared.X), fitted, explained, matched, report,
                        log)
-    registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log)
+    registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log, hold)
     if fitted.failure is not None:
         where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
         raise TrainingError(f"{fitted.failure}; model {version} kept at {path} ({where}never "
@@ -146,6 +149,7 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     return {
         "model_version": version,
         "registry_version": registered,
+        "held": hold,
         "model_path": str(path),
         "metrics": bundle.metrics,
         "sample_rows": len(sample),
@@ -400,18 +404,20 @@ def _save_model(
 
 def _register(
     spark: SparkSession, cfg: Config, run_date: dt.date, bundle: store.ModelBundle, path: Path,
-    failure: str | None, rows_read: int, log,
+    failure: str | None, rows_read: int, log, hold: str | None = None,
 ) -> int | None:
-    """The MLflow run and registered version (None with the registry off); champion only without `failure`."""
+    """The MLflow run and registered version (None with the registry off); champion only without
+    `failure` and without `hold` (a held version passed its gates and can be promoted by hand)."""
     if not cfg.registry.enabled:
         return None
     with logs.step(log, "register model") as s:
         registered = registry.log_training(
             cfg, run_date, bundle.metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure,
-            save_pyfunc=pyfunc.save_model,
+            save_pyfunc=pyfunc.save_model, hold=hold,
         )
         s.detail = f"{cfg.registry.model_name} version={registered} " + (
-            f"{cfg.registry.alias}=yes" if failure is None else f"{cfg.registry.alias}=no (failed its gates)")
+            f"{cfg.registry.alias}=no (failed its gates)" if failure is not None
+            else f"{cfg.registry.alias}=no ({hold})" if hold else f"{cfg.registry.alias}=yes")
     return registered
 
 
