@@ -31,6 +31,7 @@ from segmentation.downstream.current import CURRENT_SCHEMA
 from segmentation.downstream.drift import DRIFT_SCHEMA
 from segmentation.downstream.migrations import MIGRATIONS_SCHEMA
 from segmentation.downstream.shares import SHARES_SCHEMA
+from segmentation.features.guard import PROFILE_SCHEMA
 from segmentation.features.stage import FEATURES_SCHEMA, IMPUTATION_SCHEMA, QUARANTINE_SCHEMA
 from segmentation.io.rows import row
 from segmentation.io.runs import RUNS_SCHEMA
@@ -125,6 +126,10 @@ PINNED = {
         _f("segment_ids", ArrayType(INT), NOT_NULL), _f("previous_segment_ids", ArrayType(INT), NOT_NULL),
         _f("rows", LONG, NOT_NULL),
     ]),
+    "night_profile": StructType([
+        _f("run_date", DATE, NOT_NULL), _f("measure", STR, NOT_NULL), _f("name", STR, NOT_NULL),
+        _f("value", DOUBLE),
+    ]),
 }
 
 DECLARED = {
@@ -141,6 +146,7 @@ DECLARED = {
     "segment_profiles": PROFILES_SCHEMA,
     "segment_drivers": DRIVERS_SCHEMA,
     "segment_lineage": LINEAGE_SCHEMA,
+    "night_profile": PROFILE_SCHEMA,
 }
 # Created with their declared nullability (segments_current from its schema, segments from a frame
 # that has it), so Delta keeps their NOT NULLs: pinned whole.
