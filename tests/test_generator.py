@@ -146,6 +146,9 @@ def test_the_model_sees_segment_shares_like_the_real_ones(spark, generated, tmp_
             # One K-Means candidate (k=5, the product's first default) keeps training to seconds.
             "train.clustering.algorithms=[kmeans]",
             "train.clustering.kmeans.k=[5]",
+            # Another population on purpose (other ids, other people): the night-to-night guard
+            # would rightly refuse it as tonight's input.
+            "guard.enabled=false",
         ])
 
     on_real, on_generated = config(BUNDLED_CSV), config(generated_path)
