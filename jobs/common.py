@@ -200,7 +200,7 @@ def main(job: str, run: Callable[..., dict[str, Any]],
         cfg, run_date = load(args)
         log.info("%s: run_id=%s run_date=%s profile=%s", job, run_id, run_date, ",".join(args.profile or ["local"]))
         spark = spark_session(cfg)
-        stop.watch(spark)  # again: a new SparkContext installs its own SIGINT handler
+        stop.watch(spark, run_id)
         started = _audit(job, runs.start, spark, cfg, run_id, run_date, job, started_at)
         stop.check()  # a signal during that write was caught by the audit's guard
         summary = _call(run, spark, cfg, run_date, progress)
@@ -237,8 +237,8 @@ class _Signals:
 
     Python runs a handler in the main thread between bytecodes. While the driver waits on a
     Spark action, that thread is blocked reading Py4J's socket: the read is interrupted, the
-    handler raises, and Py4J passes the error on wrapped in a `Py4JNetworkError`; the Spark job
-    itself is cancelled from another thread (a Py4J call from the handler would share the blocked
+    handler raises, and Py4J passes the error on wrapped in a `Py4JNetworkError`; the run's Spark
+    jobs (its job group) are cancelled from another thread (a Py4J call from the handler would share the blocked
     thread's connection). Whatever exception then reaches `main` counts as the cancel.
     """
 
@@ -251,6 +251,8 @@ class _Signals:
         self.holding = False
         self.previous: dict[int, Any] = {}
         self.canceller: threading.Thread | None = None
+        self.group: str | None = None
+        self.own_group = False
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -259,10 +261,24 @@ class _Signals:
             previous = signal.signal(signum, self._handle)
             self.previous.setdefault(signum, previous)
 
-    def watch(self, spark) -> None:
+    def watch(self, spark, run_id: str) -> None:
+        """Handlers again (a new SparkContext sets its own SIGINT one), and the job group to cancel.
+
+        The run's Spark jobs (those its main thread starts) carry a job group: the caller's if it
+        has one (a Databricks notebook command runs under its own, which its Cancel button
+        cancels), else `segmentation-<run_id>`. Only that group is cancelled, never another
+        user's jobs on a shared driver.
+        """
         self.spark = spark
-        if self.previous:
-            self.install()
+        if not self.previous:
+            return
+        self.install()
+        sc = spark.sparkContext
+        self.group = sc.getLocalProperty("spark.jobGroup.id")
+        if not self.group:
+            self.group = f"segmentation-{run_id}"
+            self.own_group = True
+            sc.setJobGroup(self.group, f"segmentation {self.job} run {run_id}")
 
     def check(self) -> None:
         if self.received is not None:
@@ -276,6 +292,14 @@ class _Signals:
             self.canceller.join(timeout=60)
 
     def restore(self) -> None:
+        if self.own_group and self.spark is not None:
+            try:
+                sc = self.spark.sparkContext
+                for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+                    sc.setLocalProperty(key, None)
+            except Exception:  # noqa: BLE001 - the JVM may be gone; nothing left to label
+                pass
+            self.own_group = False
         for signum, previous in self.previous.items():
             signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         self.previous = {}
@@ -297,7 +321,7 @@ class _Signals:
             logs.get(self.job).warning("%s received while the run is ending: ignored", name)
             return
         self.received = signum
-        logs.get(self.job).warning("%s received: stopping the run (cancelling running Spark jobs)", name)
+        logs.get(self.job).warning("%s received: stopping the run (cancelling its running Spark jobs)", name)
         if self.spark is not None:
             self.canceller = threading.Thread(target=self._cancel_spark_jobs, name="cancel-spark-jobs", daemon=True)
             self.canceller.start()
@@ -305,7 +329,22 @@ class _Signals:
 
     def _cancel_spark_jobs(self) -> None:
         try:
-            self.spark.sparkContext.cancelAllJobs()
+            # The interrupted Py4J call goes on in the JVM and may submit its job just after a
+            # cancel: cancelled again until the group has had no running job for half a second.
+            sc = self.spark.sparkContext
+            tracker = sc.statusTracker()
+            quiet_since, deadline = None, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                sc.cancelJobGroup(self.group)
+                running = [j for j in tracker.getJobIdsForGroup(self.group)
+                           if (info := tracker.getJobInfo(j)) is not None and info.status == "RUNNING"]
+                if running:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= 0.5:
+                    return
+                time.sleep(0.1)
         except Exception as exc:  # noqa: BLE001 - the JVM may be going too; the cancel still ends the run
             logs.get(self.job).warning("could not cancel the running Spark jobs: %s", runs.describe(exc))
 

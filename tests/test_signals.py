@@ -65,6 +65,7 @@ def test_a_signal_while_waiting_on_spark_cancels_the_job_and_records_the_end(spa
     assert run.rows_read == 7
     assert not spark.sparkContext.statusTracker().getActiveJobsIds()  # nothing left running
     assert {s: signal.getsignal(s) for s in before} == before  # main put the handlers back
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None  # and took its job group off
     assert spark.range(3).count() == 3  # the session is still usable
 
 
