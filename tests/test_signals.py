@@ -140,3 +140,18 @@ def test_sigterm_mid_write_of_the_real_nightly_records_the_end_and_leaves_every_
     # Every table readable; the night's rows are those of the good run before (the same input
     # gives the same rows, and a write cut short never commits).
     assert _night(spark, lake_dir) == before
+
+
+def test_a_signal_while_the_end_is_written_is_ignored_and_the_exit_code_is_128_plus_its_number(caplog):
+    from segmentation.core.errors import RunCancelled
+
+    assert (RunCancelled("x", signal.SIGTERM).exit_code, RunCancelled("x", signal.SIGINT).exit_code) == (143, 130)
+    assert RunCancelled("rebuilt from an executor's text").exit_code == 143  # errors.from_executor's call
+    stop = common._Signals("features")
+    with pytest.raises(RunCancelled, match="SIGTERM received"):
+        stop._handle(signal.SIGTERM, None)
+    stop.hold()
+    stop._handle(signal.SIGINT, None)  # a second signal, while the row is written: no raise
+    assert stop.received == signal.SIGTERM
+    cancel = stop.cancelled(ValueError("py4j"), {"rows_read": 3})
+    assert cancel.exit_code == 143 and str(cancel).startswith("SIGTERM received") and "rows_read=3" in str(cancel)
