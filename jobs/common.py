@@ -7,7 +7,9 @@ import datetime as dt
 import inspect
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 from segmentation.core import logs
 from segmentation.core.config import Config, load_config, resolve_path
-from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, SegmentationError
+from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, RunCancelled, SegmentationError
 from segmentation.io import runs
 from segmentation.io.tables import parse_run_date
 
@@ -173,8 +175,10 @@ def main(job: str, run: Callable[..., dict[str, Any]],
 
     A named error becomes one log line and its own exit code; any other exception (Spark,
     Py4J, an executor's Python error, scikit-learn, the OS) is logged with its traceback and
-    exits with `UNEXPECTED_EXIT_CODE`. The final status is written in `finally`, with the
-    counts the stages had reached (`progress`), so a failed run still says what it read.
+    exits with `UNEXPECTED_EXIT_CODE`. SIGTERM and SIGINT end the run as a `RunCancelled`
+    does (exit 128 + the signal's number), whatever the signal interrupted. The final status
+    is written in `finally`, with the counts the stages had reached (`progress`), so a failed
+    run still says what it read; signals that arrive while it is written are ignored.
     """
     log = logs.configure()
     p = parser(job)
@@ -189,30 +193,160 @@ def main(job: str, run: Callable[..., dict[str, Any]],
     started = False
     error: BaseException | None = None
     summary: dict[str, Any] | None = None
+    code = 0
+    stop = _Signals(job)
     try:
+        stop.install()
         cfg, run_date = load(args)
         log.info("%s: run_id=%s run_date=%s profile=%s", job, run_id, run_date, ",".join(args.profile or ["local"]))
         spark = spark_session(cfg)
+        stop.watch(spark, run_id)
         started = _audit(job, runs.start, spark, cfg, run_id, run_date, job, started_at)
+        stop.check()  # a signal during that write was caught by the audit's guard
         summary = _call(run, spark, cfg, run_date, progress)
-    except SegmentationError as exc:
-        error = exc
-        log.error("%s FAILED (%s): %s", job, type(exc).__name__, exc)
-        return exc.exit_code
-    except Exception as exc:
-        error = exc
-        log.exception("%s FAILED with an unexpected error (%s); exit %d", job, runs.describe(exc), UNEXPECTED_EXIT_CODE)
-        return UNEXPECTED_EXIT_CODE
-    except BaseException as exc:  # KeyboardInterrupt, SystemExit: recorded, then passed on
-        error = exc
-        raise
+        stop.check()  # a stage that catches broadly may have taken the cancel for its own failure
+    except BaseException as exc:  # noqa: BLE001 - sorted below; what is not ours is passed on
+        stop.hold()
+        error = stop.cancelled(exc, {**progress, **(summary or {})}) or exc
+        if isinstance(error, SegmentationError):
+            log.error("%s FAILED (%s): %s", job, type(error).__name__, error)
+            code = error.exit_code
+        elif isinstance(error, Exception):
+            log.exception("%s FAILED with an unexpected error (%s); exit %d", job, runs.describe(error),
+                          UNEXPECTED_EXIT_CODE)
+            code = UNEXPECTED_EXIT_CODE
+        else:  # SystemExit and the like: recorded, then passed on
+            raise
     finally:
-        if spark is not None and cfg is not None and run_date is not None:
-            counts = {**progress, **(summary or {})}
-            _audit(job, runs.finish, spark, cfg, run_id, run_date, job, started_at, counts, error, started)
+        stop.hold()
+        try:
+            if spark is not None and cfg is not None and run_date is not None:
+                counts = {**progress, **(summary or {})}
+                _audit(job, runs.finish, spark, cfg, run_id, run_date, job, started_at, counts, error, started)
+        finally:
+            stop.restore()
+    if error is not None:
+        return code
     elapsed = time.perf_counter() - start
     log.info("%s OK: %s elapsed=%.1fs", job, _summary_line(summary), elapsed)
     return 0
+
+
+class _Signals:
+    """SIGTERM and SIGINT as a `RunCancelled` raised in the main thread, with Spark's jobs cancelled.
+
+    Python runs a handler in the main thread between bytecodes. While the driver waits on a
+    Spark action, that thread is blocked reading Py4J's socket: the read is interrupted, the
+    handler raises, and Py4J passes the error on wrapped in a `Py4JNetworkError`; the run's Spark
+    jobs (its job group) are cancelled from another thread (a Py4J call from the handler would share the blocked
+    thread's connection). Whatever exception then reaches `main` counts as the cancel.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, job: str):
+        self.job = job
+        self.spark = None
+        self.received: int | None = None
+        self.holding = False
+        self.previous: dict[int, Any] = {}
+        self.canceller: threading.Thread | None = None
+        self.group: str | None = None
+        self.own_group = False
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; a job run from a thread keeps its caller's
+        for signum in self.SIGNALS:
+            previous = signal.signal(signum, self._handle)
+            self.previous.setdefault(signum, previous)
+
+    def watch(self, spark, run_id: str) -> None:
+        """Handlers again (a new SparkContext sets its own SIGINT one), and the job group to cancel.
+
+        The run's Spark jobs (those its main thread starts) carry a job group: the caller's if it
+        has one (a Databricks notebook command runs under its own, which its Cancel button
+        cancels), else `segmentation-<run_id>`. Only that group is cancelled, never another
+        user's jobs on a shared driver.
+        """
+        self.spark = spark
+        if not self.previous:
+            return
+        self.install()
+        sc = spark.sparkContext
+        self.group = sc.getLocalProperty("spark.jobGroup.id")
+        if not self.group:
+            self.group = f"segmentation-{run_id}"
+            self.own_group = True
+            sc.setJobGroup(self.group, f"segmentation {self.job} run {run_id}")
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise RunCancelled(f"{signal.Signals(self.received).name} received", self.received)
+
+    def hold(self) -> None:
+        """From here on, while the end is recorded, a signal is logged and otherwise ignored."""
+        self.holding = True
+        if self.canceller is not None:
+            # Done before the end is written, so the cancel cannot catch the runs table's own write.
+            self.canceller.join(timeout=60)
+
+    def restore(self) -> None:
+        if self.own_group and self.spark is not None:
+            try:
+                sc = self.spark.sparkContext
+                for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+                    sc.setLocalProperty(key, None)
+            except Exception:  # noqa: BLE001 - the JVM may be gone; nothing left to label
+                pass
+            self.own_group = False
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self.previous = {}
+
+    def cancelled(self, exc: BaseException, counts: dict[str, Any]) -> RunCancelled | None:
+        """The cancel a signal caused, however it surfaced (our error, Py4J's, Spark's "job cancelled")."""
+        if self.received is None:
+            return None
+        name = signal.Signals(self.received).name
+        reached = " ".join(f"{k}={counts[k]}" for k in ("rows_read", "rows_quarantined", "rows_written",
+                                                       "model_version") if counts.get(k) is not None)
+        surfaced = "" if isinstance(exc, RunCancelled) else f"; it surfaced as {runs.describe(exc)}"
+        return RunCancelled(f"{name} received: the run was stopped before it finished "
+                            f"(counts reached: {reached or 'none'}){surfaced}", self.received)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.holding or self.received is not None:
+            logs.get(self.job).warning("%s received while the run is ending: ignored", name)
+            return
+        self.received = signum
+        logs.get(self.job).warning("%s received: stopping the run (cancelling its running Spark jobs)", name)
+        if self.spark is not None:
+            self.canceller = threading.Thread(target=self._cancel_spark_jobs, name="cancel-spark-jobs", daemon=True)
+            self.canceller.start()
+        raise RunCancelled(f"{name} received", signum)
+
+    def _cancel_spark_jobs(self) -> None:
+        try:
+            # The interrupted Py4J call goes on in the JVM and may submit its job just after a
+            # cancel: cancelled again until the group has had no running job for half a second.
+            sc = self.spark.sparkContext
+            tracker = sc.statusTracker()
+            quiet_since, deadline = None, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                sc.cancelJobGroup(self.group)
+                running = [j for j in tracker.getJobIdsForGroup(self.group)
+                           if (info := tracker.getJobInfo(j)) is not None and info.status == "RUNNING"]
+                if running:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= 0.5:
+                    return
+                time.sleep(0.1)
+        except Exception as exc:  # noqa: BLE001 - the JVM may be going too; the cancel still ends the run
+            logs.get(self.job).warning("could not cancel the running Spark jobs: %s", runs.describe(exc))
 
 
 def _call(run: Callable[..., dict[str, Any]], spark, cfg: Config, run_date: dt.date,

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs import features as features_job
 from segmentation.core.config import load_config
-from segmentation.core.errors import UNEXPECTED_EXIT_CODE
+from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError
 from segmentation.io import runs
 
 RUN_DATE = "2026-06-01"
@@ -60,13 +60,15 @@ def test_an_executors_python_error_is_described_by_the_workers_exception(spark):
 
 def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_path, lake, caplog):
     # The job path (a SIGKILLed nightly, then its re-run) is in test_reruns; here, which rows change.
-    cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"])
+    # The stale rule (any job, any date) is set out of the way: a year.
+    cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"] + ["runs.stale_after_hours=8784"])
     day, other_day = dt.date.fromisoformat(RUN_DATE), dt.date(2026, 6, 2)
     killed_at = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.timezone.utc)
+    recently = runs.utc_now() - dt.timedelta(hours=1)  # younger than runs.stale_after_hours
     # What a killed run leaves: its RUNNING row and nothing after it.
     runs.start(spark, cfg, "killed", day, "features", killed_at)
-    runs.start(spark, cfg, "other-date", other_day, "features", killed_at)
-    runs.start(spark, cfg, "other-job", day, "score", killed_at)
+    runs.start(spark, cfg, "other-date", other_day, "features", recently)
+    runs.start(spark, cfg, "other-job", day, "score", recently)
 
     logger = logging.getLogger("segmentation")
     logger.addHandler(caplog.handler)
@@ -88,3 +90,44 @@ def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_
     # A run still alive when marked has the last word when it ends.
     runs.finish(spark, cfg, "killed", day, "features", killed_at, {"rows_read": 3}, None)
     assert _runs(spark, tmp_path / "lake")["killed"].status == "SUCCEEDED"
+
+
+def test_a_stale_running_row_of_any_job_and_date_is_abandoned_by_the_next_run(spark, tmp_path, lake, caplog):
+    keys = [v for v in lake if v != "--set"]
+    cfg = load_config(PROJECT / "conf", ["local"], keys + ["runs.stale_after_hours=6"])
+    writing = load_config(PROJECT / "conf", ["local"], keys + ["runs.stale_after_hours=8784"])  # rows as left
+    now = runs.utc_now()
+    other_day, today = dt.date(2026, 5, 1), now.date()
+    for run_id, day, job, age in [("old-score", other_day, "score", dt.timedelta(hours=7)),
+                                  ("old-train", today, "train", dt.timedelta(days=30)),
+                                  ("young-score", dt.date(2026, 5, 2), "score", dt.timedelta(hours=5)),
+                                  ("young-train", dt.date(2026, 5, 3), "train", dt.timedelta(minutes=1)),
+                                  ("old-done", dt.date(2026, 5, 4), "score", dt.timedelta(hours=9))]:
+        runs.start(spark, writing, run_id, day, job, now - age)
+    runs.finish(spark, writing, "old-done", dt.date(2026, 5, 4), "score", now - dt.timedelta(hours=9), {}, None)
+
+    logger = logging.getLogger("segmentation")
+    logger.addHandler(caplog.handler)
+    try:
+        runs.start(spark, cfg, "next", dt.date(2026, 7, 1), "features", now)  # another job, another date
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    table = _runs(spark, tmp_path / "lake")
+    status = {run_id: r.status for run_id, r in table.items()}
+    assert status == {"old-score": "ABANDONED", "old-train": "ABANDONED", "young-score": "RUNNING",
+                      "young-train": "RUNNING", "old-done": "SUCCEEDED", "next": "RUNNING"}
+    for run_id in ("old-score", "old-train"):  # the same note as a same-night leftover's
+        assert table[run_id].error.startswith("no final status: the run was killed or lost its driver; found by run next at ")
+        assert table[run_id].ended_at is None
+    warnings = {r.getMessage() for r in caplog.records if r.levelno == logging.WARNING}
+    assert len(warnings) == 2, warnings  # one per row marked
+    assert any("run old-score of score for 2026-05-01" in m and "ABANDONED" in m for m in warnings), warnings
+    assert any(f"run old-train of train for {today}" in m and "ABANDONED" in m for m in warnings), warnings
+
+
+def test_stale_after_hours_is_a_positive_number_of_hours():
+    assert load_config(PROJECT / "conf", ["local"]).runs.stale_after_hours == 24
+    for bad in ("0", "-1", "yes", "100000"):
+        with pytest.raises(ConfigError, match="runs.stale_after_hours"):
+            load_config(PROJECT / "conf", ["local"], [f"runs.stale_after_hours={bad}"])

@@ -330,6 +330,13 @@ class RegistryConfig(_Section):
     alias: Text = "champion"
 
 
+class RunsConfig(_Section):
+    # A RUNNING row older than this, of any job and date, belongs to a run that died without
+    # recording its end; the next run of any job marks it ABANDONED. Younger ones of other jobs or
+    # dates stay RUNNING: runs side by side are legitimate.
+    stale_after_hours: float = Field(24.0, gt=0, le=24 * 366)
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -342,6 +349,7 @@ class Config(_Section):
     score: ScoreConfig = ScoreConfig()
     drift: DriftConfig = DriftConfig()
     registry: RegistryConfig = RegistryConfig()
+    runs: RunsConfig = RunsConfig()
 
 
 # ---------------------------------------------------------------------------------------------

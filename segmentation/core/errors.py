@@ -98,6 +98,21 @@ class ConcurrentRunError(SegmentationError):
     exit_code = 7
 
 
+class RunCancelled(SegmentationError):
+    """The job was told to stop (SIGTERM from a scheduler or cluster manager, SIGINT from Ctrl-C).
+
+    Its exit code follows the shell's rule for a process ended by a signal: 128 + the signal's
+    number, so 143 for SIGTERM and 130 for SIGINT; the run still records its end.
+    """
+
+    exit_code = 143  # SIGTERM's; an instance carries 128 + its own signal's number
+
+    def __init__(self, message: str, signum: int = 15):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 def _named_classes() -> dict[str, type[SegmentationError]]:
     found: dict[str, type[SegmentationError]] = {}
     todo = [SegmentationError]

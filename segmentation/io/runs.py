@@ -3,7 +3,8 @@
 A run writes its row twice: `RUNNING` when it starts, its final status when it ends
 (`SUCCEEDED` or `FAILED`, from the job's `finally`). A row still `RUNNING` when the next run of
 the same job and date starts belongs to a run that was killed outright; that next run marks it
-`ABANDONED`. Statuses are upper case, as they always were in this table.
+`ABANDONED`, as the next run of any job does for a `RUNNING` row of any job and date started more
+than `runs.stale_after_hours` ago. Statuses are upper case, as they always were in this table.
 """
 
 from __future__ import annotations
@@ -76,10 +77,12 @@ def describe(error: BaseException) -> str:
 
 
 def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job: str, started_at: dt.datetime) -> None:
-    """Marks earlier runs of this job and date that never finished as ABANDONED, then appends RUNNING."""
+    """Marks runs that never finished as ABANDONED, then appends RUNNING: earlier runs of this job
+    and date, and any run started more than `runs.stale_after_hours` before `started_at`."""
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if tables.exists(spark, ref):
-        _abandon_leftovers(spark, ref, run_id, run_date, job)
+        stale_before = started_at - dt.timedelta(hours=cfg.runs.stale_after_hours)
+        _abandon_leftovers(spark, ref, run_id, run_date, job, stale_before)
     record = row(
         RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, ended_at=None, status=RUNNING,
         rows_read=None, rows_written=None, rows_quarantined=None, model_version=None, error=None, drift_status=None,
@@ -122,21 +125,23 @@ def finish(
                   {name: F.lit(value).cast(types[name]) for name, value in values.items()})
 
 
-def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, run_date: dt.date, job: str) -> None:
+def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, run_date: dt.date, job: str,
+                       stale_before: dt.datetime) -> None:
     log = logs.get(job)
+    same_night = (F.col("job") == job) & (F.col("run_date") == F.lit(run_date))
+    stale = F.col("started_at") < F.lit(stale_before).cast(TimestampType())
     leftover = (
         tables.read_delta(spark, ref)
-        .where((F.col("job") == job) & (F.col("run_date") == F.lit(run_date)) & (F.col("status") == RUNNING)
-               & (F.col("run_id") != run_id))
-        .select("run_id", "started_at")
-        .collect()  # the unfinished runs of one job and date: a handful at most
+        .where((F.col("status") == RUNNING) & (F.col("run_id") != run_id) & (same_night | stale))
+        .select("run_id", "job", "run_date", "started_at")
+        .collect()  # the unfinished runs: a handful at most
     )
     if not leftover:
         return
     for r in leftover:
         log.warning(
             "run %s of %s for %s, started at %s, never recorded an end (killed?): marking it %s",
-            r["run_id"], job, run_date, r["started_at"], ABANDONED,
+            r["run_id"], r["job"], r["run_date"], r["started_at"], ABANDONED,
         )
     ids = [r["run_id"] for r in leftover]
     note = f"no final status: the run was killed or lost its driver; found by run {run_id} at {utc_now():%Y-%m-%dT%H:%M:%SZ}"
