@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
+from test_realtime import VALID
 
 from segmentation.core.columns import COUNT_COLUMNS, MONEY_COLUMNS, RAW_NUMERIC_COLUMNS, SHARE_COLUMNS
 from segmentation.core.config import load_config
@@ -29,14 +30,8 @@ SCHEMA = StructType(
 )
 REASONS_SCHEMA = "CUST_ID string, _reasons array<string>"
 
-# A customer that keeps every rule (the bundled file's C10001), eight months a customer.
-EIGHT_MONTHS = {
-    "CUST_ID": "C10001", "BALANCE": 40.900749, "BALANCE_FREQUENCY": 0.818182, "PURCHASES": 95.4,
-    "ONEOFF_PURCHASES": 0.0, "INSTALLMENTS_PURCHASES": 95.4, "CASH_ADVANCE": 0.0, "PURCHASES_FREQUENCY": 0.166667,
-    "ONEOFF_PURCHASES_FREQUENCY": 0.0, "PURCHASES_INSTALLMENTS_FREQUENCY": 0.083333, "CASH_ADVANCE_FREQUENCY": 0.0,
-    "CASH_ADVANCE_TRX": 0.0, "PURCHASES_TRX": 2.0, "CREDIT_LIMIT": 1000.0, "PAYMENTS": 201.802084,
-    "MINIMUM_PAYMENTS": 139.509787, "PRC_FULL_PAYMENT": 0.0, "TENURE": 8.0,
-}
+# The real-time tests' valid customer (the bundled file's C10001), eight months a customer.
+EIGHT_MONTHS = {**VALID, "TENURE": 8.0}
 
 
 @pytest.mark.parametrize("overrides, expected", [
