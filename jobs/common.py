@@ -189,7 +189,8 @@ def main(job: str, run: Callable[..., dict[str, Any]],
     started_at = runs.utc_now()
     spark = cfg = run_date = None
     run_id = runs.new_run_id()
-    progress: dict[str, Any] = {}
+    # The stages read the run's id from it too: `nights` records which run is publishing a night.
+    progress: dict[str, Any] = {"run_id": run_id, "started_at": started_at}
     started = False
     error: BaseException | None = None
     summary: dict[str, Any] | None = None
@@ -371,7 +372,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
     parts = []
     if summary.get("tables"):
         parts.append("tables=" + ",".join(summary["tables"]))
-    for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows"):
+    for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows", "membership_changes"):
         if key in summary:
             parts.append(f"{key}={summary[key]}")
     for key in ("model_version", "registry_version"):

@@ -1,4 +1,4 @@
-"""The night: features -> train (when asked or when no model exists) -> score, put back whole on a failed count."""
+"""The night: features -> train (when asked or when no model exists) -> score -> publish, put back whole on a failed count."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pyspark.sql import SparkSession
 from segmentation.core import logs
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, ModelError
-from segmentation.downstream import refresh
+from segmentation.downstream import publish
 from segmentation.features.stage import run_features
 from segmentation.io import tables
 from segmentation.model import registry
-from segmentation.score.stage import run_score
+from segmentation.score.stage import score_night
 from segmentation.train.stage import run_train
 
 
@@ -22,7 +22,7 @@ def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model
     """--retrain-on-drift: tonight's features against the current model's training sample."""
     model = registry.load(cfg, model_version).bundle
     features = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date)
-    psis = refresh.features_drift(spark, cfg, model, features)
+    psis = publish.features_drift(spark, cfg, model, features)
     drifted = {c: v for c, v in psis.items() if v > cfg.drift.psi_threshold}
     log = logs.get("nightly")
     if drifted:
@@ -45,12 +45,13 @@ def _guard_hold(verdict: dict[str, Any]) -> str | None:
 def run_nightly(
     spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """features -> train (when no model exists or retraining is asked) -> score.
+    """features -> train (when no model exists or retraining is asked) -> score -> publish.
 
     The model is fixed once: `score.model_version` if set, else the one this run trains, else
     the champion when the run started, so a concurrent `train` or `promote` cannot swap it. A
     registry with no champion (every version failed its gates) trains. If any accounting check
-    fails, every table of the night is put back as it was.
+    fails, every table of the night is put back as it was; the night is published (`nights`)
+    only after the counts add up. Nights a dead run left unpublished are set aside first.
     """
     log = logs.get("nightly")
     progress = {} if progress is None else progress
@@ -60,56 +61,64 @@ def run_nightly(
     except ModelError as exc:
         log.warning("%s: training a new model", exc)
         model_version = None
-    night = [tables.table_ref(cfg.tables, name) for name in
-             (cfg.tables.features, cfg.tables.quarantine, cfg.tables.imputation, cfg.tables.night_profile,
-              cfg.tables.segments)]
     tag = tables.new_write_tag("nightly")
+    publish.settle(spark, cfg)
     summary: dict[str, Any] = {"tables": []}
+    stage: dict[str, Any] = {}
     try:
-        stage: dict[str, Any] = {}
-        try:
-            feats = run_features(spark, cfg, run_date, stage, tag=tag)
-        finally:  # rows_written of features is not the night's: the night writes segments
-            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
-        summary["rows_read"] = feats["rows_read"]
-        summary["rows_quarantined"] = feats["rows_quarantined"]
-        summary["tables"] += feats["tables"]
-        retrain = cfg.train.retrain or not model_version
-        if not retrain and cfg.drift.retrain_on_drift:
-            retrain = _features_drifted(spark, cfg, run_date, model_version)
-        hold = _guard_hold(feats.get("guard") or {})
-        if retrain and hold and model_version and not cfg.registry.enabled:
-            # Without a registry a saved model is the current one at once: nothing could hold it back.
-            log.warning("train: skipped: the night's guard fired, and with registry.enabled=false a model trained "
-                        "tonight would be current at once; scoring with %s", model_version)
-        elif retrain:
-            trained = run_train(spark, cfg, run_date, hold=hold)
-            summary["trained"] = trained["model_version"]
-            if hold and model_version:
-                log.warning("train: version %s registered but not %s (%s); scoring with %s", trained["registry_version"],
-                            cfg.registry.alias, hold, model_version)
-            else:
-                model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
+        feats = run_features(spark, cfg, run_date, stage, tag=tag)
+    finally:  # rows_written of features is not the night's: the night writes segments
+        progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
+    summary["rows_read"] = feats["rows_read"]
+    summary["rows_quarantined"] = feats["rows_quarantined"]
+    summary["tables"] += feats["tables"]
+    retrain = cfg.train.retrain or not model_version
+    if not retrain and cfg.drift.retrain_on_drift:
+        retrain = _features_drifted(spark, cfg, run_date, model_version)
+    hold = _guard_hold(feats.get("guard") or {})
+    if retrain and hold and model_version and not cfg.registry.enabled:
+        # Without a registry a saved model is the current one at once: nothing could hold it back.
+        log.warning("train: skipped: the night's guard fired, and with registry.enabled=false a model trained "
+                    "tonight would be current at once; scoring with %s", model_version)
+    elif retrain:
+        trained = run_train(spark, cfg, run_date, hold=hold)
+        summary["trained"] = trained["model_version"]
+        if hold and model_version:
+            log.warning("train: version %s registered but not %s (%s); scoring with %s", trained["registry_version"],
+                        cfg.registry.alias, hold, model_version)
         else:
-            log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
-        progress["model_version"] = model_version
-        stage = {}
-        try:
-            scored = run_score(spark, cfg, run_date, stage, model_version=model_version, tag=tag)
-        finally:
-            progress.update({k: stage[k] for k in ("rows_written", "model_version", "registry_version") if k in stage})
-        summary["tables"] += scored["tables"]
-        summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
-        summary["model_version"] = scored["model_version"]
-        summary["registry_version"] = scored["registry_version"]
-        summary["drift_status"] = progress["drift_status"] = scored["drift_status"]
-        if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
-            raise AccountingError(
-                f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
-                f"and quarantined {summary['rows_quarantined']}; {run_date}'s tables were put back as they were "
-                "before this run"
-            )
-    except AccountingError:
-        tables.restore_night(spark, log, night, run_date, tag)
-        raise
+            model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
+    else:
+        log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
+    progress["model_version"] = model_version
+    stage = {k: progress[k] for k in ("run_id", "started_at") if k in progress}
+    try:
+        scored = score_night(spark, cfg, run_date, stage, model_version, tag)
+    finally:
+        progress.update({k: stage[k] for k in ("rows_written", "model_version", "registry_version") if k in stage})
+    summary["tables"].append(scored["table"])
+    summary["rows_written"] = summary["segments_rows"] = scored["segments_rows"]
+    summary["model_version"] = scored["model_version"]
+    summary["registry_version"] = scored["registry_version"]
+    if summary["segments_rows"] + summary["rows_quarantined"] != summary["rows_read"]:
+        publish.set_aside(spark, cfg, run_date, tag)
+        raise AccountingError(
+            f"nightly: read {summary['rows_read']} rows but scored {summary['segments_rows']} "
+            f"and quarantined {summary['rows_quarantined']}; {run_date}'s tables were put back as they were "
+            "before this run"
+        )
+    after = publish.publish_night(spark, cfg, run_date, scored["model"], scored["features"], scored["psis"], tag,
+                                  progress.get("run_id"), progress.get("started_at"))
+    summary["tables"] += after["tables"]
+    summary["drift_status"] = progress["drift_status"] = after["drift_status"]
+    summary["membership_changes"] = after["changes"]
     return summary
+
+
+def run_features_job(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The features job: nights a dead run left unpublished set aside first, so putting one back
+    never undoes tonight's features."""
+    publish.settle(spark, cfg)
+    return run_features(spark, cfg, run_date, progress)

@@ -3,12 +3,14 @@ measures, and segments_current's MERGE, each with the edge a night can bring (no
 a segment that disappears, a customer who departs, a night replayed or replayed late)."""
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from segmentation.downstream import current, drift
+from segmentation.downstream import current, drift, events
 from segmentation.downstream.migrations import MIGRATIONS_SCHEMA, migrations
 from segmentation.downstream.shares import SHARES_SCHEMA, shares
 from segmentation.io import tables
@@ -148,46 +150,87 @@ def _current(spark, rows):
     return _frame(spark, current.CURRENT_SCHEMA, rows)
 
 
-def test_previous_run_date_is_the_latest_scored_night_before(spark, tmp_path):
-    ref = tables.TableRef(path=str(tmp_path / "segments"))
-    nights = _night(spark, D1, {"a": 0}).unionByName(_night(spark, D2, {"a": 0}))
-    nights.write.format("delta").partitionBy("run_date").save(ref.path)
-    assert current.previous_run_date(spark, ref, D3) == D2
-    assert current.previous_run_date(spark, ref, D2) == D1
-    assert current.previous_run_date(spark, ref, D1) is None  # the first night has none
+def _events(spark, night, before, run_date, previous_date):
+    return events.events(night, before, run_date, previous_date)
 
 
-def test_merge_moves_departs_returns_and_replays_without_a_change(spark, tmp_path):
+def test_events_are_the_membership_changes_and_nothing_else(spark):
+    before = _night(spark, D1, {"a": 0, "b": 1, "c": 1, "d": 2})
+    tonight = _night(spark, D2, {"a": 0, "b": 2, "c": 1, "e": 0}, confidence={"a": 0.5, "b": 0.9, "c": 0.9, "e": 0.7})
+    tonight = tonight.withColumn("segment_name", F.when(F.col("CUST_ID") == "c", "Ones").otherwise(F.col("segment_name")))
+    got = _events(spark, tonight, before, D2, D1)
+    assertSchemaEqual(got.schema, events.EVENTS_SCHEMA)
+    expected = [  # a's confidence fell from 0.9 to 0.5: no event
+        (D2, D1, "b", "moved", 1, 2, "Two", 0.9, "v1"),
+        (D2, D1, "c", "relabelled", 1, 1, "Ones", 0.9, "v1"),
+        (D2, D1, "d", "departed", 2, None, "Two", None, "v1"),
+        (D2, D1, "e", "new", None, 0, "Zero", 0.7, "v1"),
+    ]
+    assertDataFrameEqual(got, _frame(spark, events.EVENTS_SCHEMA, expected))
+    first = _events(spark, before, None, D1, None)
+    assert sorted(r.event for r in first.collect()) == ["new"] * 4
+
+
+# Four nights with every kind of change: a moves, b stays (its confidence drifts), c leaves and
+# comes back in its old segment, d leaves and comes back in another, and a retrain renames
+# segment 0 on the last night (e stays in it).
+NIGHTS = [
+    (D1, {"a": 0, "b": 1, "c": 1, "d": 2, "e": 0}, {}),
+    (D2, {"a": 2, "b": 1, "e": 0}, {"b": 0.6}),
+    (D3, {"a": 2, "b": 1, "c": 1, "e": 0}, {"b": 0.7}),
+    (dt.date(2026, 3, 4), {"a": 2, "b": 1, "c": 1, "d": 0, "e": 0}, {}),
+]
+RENAMED = "Zero, renamed"
+
+
+def _nights(spark):
+    out = []
+    for run_date, seats, confidence in NIGHTS:
+        night = _night(spark, run_date, seats, confidence={c: confidence.get(c, 0.9) for c in seats})
+        if run_date == NIGHTS[-1][0]:
+            night = night.withColumn("segment_name", F.when(F.col("segment_id") == 0, RENAMED)
+                                     .otherwise(F.col("segment_name")))
+        out.append((run_date, night))
+    return out
+
+
+def test_night_by_night_events_and_the_rebuild_from_history_give_one_table(spark, tmp_path):
     ref = tables.TableRef(path=str(tmp_path / "segments_current"))
-    night1 = _night(spark, D1, {"a": 0, "b": 1, "c": 1})
-    current.merge_night(spark, night1, ref, D1, None)
+    nights = _nights(spark)
+    previous, dates = None, []
+    for run_date, night in nights:
+        before = dict(nights)[previous] if previous else None
+        current.apply_events(spark, _events(spark, night, before, run_date, previous), ref, run_date, previous)
+        previous = run_date
+        dates.append(run_date)
+        history = functools.reduce(lambda x, y: x.unionByName(y), [n for d, n in nights if d in dates])
+        assertDataFrameEqual(tables.read_delta(spark, ref), current.from_history(history, dates))
     assertSchemaEqual(tables.read_delta(spark, ref).schema, current.CURRENT_SCHEMA, ignoreNullable=False)
-    first = [("a", 0, "Zero", 0.9, "v1", D1, D1, None, True, None),
-             ("b", 1, "One", 0.9, "v1", D1, D1, None, True, None),
-             ("c", 1, "One", 0.9, "v1", D1, D1, None, True, None)]
-    assertDataFrameEqual(tables.read_delta(spark, ref), _current(spark, first))
+    d4 = NIGHTS[3][0]
+    expected = [
+        ("a", 2, "Two", 0.9, "v1", D2, D2, 0, True, None),  # moved on D2
+        ("b", 1, "One", 0.9, "v1", D1, D1, None, True, None),  # its confidence moved, nothing else
+        ("c", 1, "One", 0.9, "v1", D3, D1, None, True, None),  # back on D3, in its segment since D1
+        ("d", 0, RENAMED, 0.9, "v1", d4, d4, 2, True, None),  # back on D4 in another segment
+        ("e", 0, RENAMED, 0.9, "v1", d4, D1, None, True, None),  # renamed: same segment since D1
+    ]
+    assertDataFrameEqual(tables.read_delta(spark, ref), _current(spark, expected))
 
-    # Night 2: a moves to 2, b stays as it was, c departs (missing from the night), d is new. A row
-    # changes only when something about it does: b keeps the night its values come from.
-    night2 = _night(spark, D2, {"a": 2, "b": 1, "d": 0})
-    current.merge_night(spark, night2, ref, D2, D1)
-    second = [("a", 2, "Two", 0.9, "v1", D2, D2, 0, True, None),
-              ("b", 1, "One", 0.9, "v1", D1, D1, None, True, None),
-              ("c", 1, "One", 0.9, "v1", D1, D1, None, False, D1),
-              ("d", 0, "Zero", 0.9, "v1", D2, D2, None, True, None)]
-    assertDataFrameEqual(tables.read_delta(spark, ref), _current(spark, second))
 
-    # The same night again: not one row changes.
+def test_a_rebuild_equal_to_the_table_commits_nothing_and_a_backfill_changes_only_its_rows(spark, tmp_path):
+    ref = tables.TableRef(path=str(tmp_path / "segments_current"))
+    nights = _nights(spark)
+    history = functools.reduce(lambda x, y: x.unionByName(y), [n for _, n in nights])
+    dates = [d for d, _ in nights]
+    assert current.rebuild(spark, history, dates, ref) == 5
     version = tables.latest_version(spark, ref)
-    current.merge_night(spark, night2, ref, D2, D1)
-    feed = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", version + 1)
-    assert feed.load(ref.path).isEmpty()
-
-    # Night 3: c comes back in its old segment: active again, in it since the first night.
-    current.merge_night(spark, _night(spark, D3, {"a": 2, "b": 1, "c": 1, "d": 0}), ref, D3, D2)
-    third = [*second[:2], ("c", 1, "One", 0.9, "v1", D3, D1, None, True, None), second[3]]
-    assertDataFrameEqual(tables.read_delta(spark, ref), _current(spark, third))
-
-    # The first night replayed late does not overwrite what the later nights set.
-    current.merge_night(spark, night1, ref, D1, None)
-    assertDataFrameEqual(tables.read_delta(spark, ref), _current(spark, third))
+    assert current.rebuild(spark, history, dates, ref) == 0
+    assert tables.latest_version(spark, ref) == version  # no commit
+    # Without D2 (as if it had never been published) c never left and a moved on D3; d's gap
+    # and move stay as they were.
+    without = [d for d in dates if d != D2]
+    assert current.rebuild(spark, history, without, ref) == 2
+    feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", version + 1)
+            .load(ref.path).where("_change_type = 'update_postimage'"))
+    assert sorted(r.CUST_ID for r in feed.collect()) == ["a", "c"]
+    assertDataFrameEqual(tables.read_delta(spark, ref), current.from_history(history, without))

@@ -87,10 +87,12 @@ with warnings.catch_warnings():
         segment_drivers: Text = "segment_drivers"  # per model version: global and per-segment drivers
         segment_shares: Text = "segment_shares"  # per run date: each segment's share of the scored customers
         segment_lineage: Text = "segment_lineage"  # per model version: ids kept, new, retired, split, merged
-        segments_current: Text = "segments_current"  # one row per customer: the segment now (MERGE, change data feed)
+        segments_current: Text = "segments_current"  # one row per customer: the segment now (MERGE of the changes, change data feed)
         segment_migrations: Text = "segment_migrations"  # per run date: customers from segment a to b since last night
         drift: Text = "drift"  # per run date: feature PSI and segment share changes, flagged
         night_profile: Text = "night_profile"  # per run date: what the next night's guard compares with
+        nights: Text = "nights"  # per run date: PUBLISHING while a run writes the night, PUBLISHED once all is written
+        segment_events: Text = "segment_events"  # per run date: one row per customer whose membership changed
         models_dir: Text = "lakehouse/models"  # versioned model bundles and the LATEST pointer
 
 

@@ -25,7 +25,7 @@ from pyspark.sql.types import DateType, DoubleType, StringType, StructField, Str
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
 from segmentation.core.config import Config, GuardConfig
 from segmentation.core.errors import NightGuardError
-from segmentation.io import tables
+from segmentation.io import nights, tables
 
 MEDIAN, ID_SHAPE, CUSTOMERS = "median", "id_shape", "customers"
 PROFILE_SCHEMA = StructType(
@@ -170,15 +170,15 @@ def _number(value: Any) -> float | None:
 
 
 def previous_night(spark: SparkSession, cfg: Config, run_date: dt.date) -> Previous | None:
-    """The latest run_date before tonight with published `segments` rows, with its medians and id
+    """The latest published night (`nights`) before tonight, with its medians and id
     shapes; None on the first night (nothing to compare with)."""
     segments = tables.table_ref(cfg.tables, cfg.tables.segments)
     if not tables.exists(spark, segments):
         return None
-    found = (tables.read_delta(spark, segments).where(F.col(RUN_DATE) < F.lit(run_date))
-             .agg(F.max(RUN_DATE)).first()[0])
-    if found is None:
+    earlier = [d for d in nights.published(spark, cfg) if d < run_date]
+    if not earlier:
         return None
+    found = earlier[-1]
     stored = _stored_profile(spark, cfg, found)
     if stored is not None:
         return stored

@@ -148,3 +148,12 @@ def _abandon_leftovers(spark: SparkSession, ref: tables.TableRef, run_id: str, r
     # Only a row still RUNNING changes: a run that finishes meanwhile keeps its own status.
     tables.update(spark, ref, F.col("run_id").isin(ids) & (F.col("status") == RUNNING),
                   {"status": F.lit(ABANDONED), "error": F.lit(note)})
+
+
+def status(spark: SparkSession, cfg: Config, run_id: str) -> str | None:
+    """The run's status in the runs table; None if it has no row."""
+    ref = tables.table_ref(cfg.tables, cfg.tables.runs)
+    if not tables.exists(spark, ref):
+        return None
+    found = tables.read_delta(spark, ref).where(F.col("run_id") == run_id).select("status").first()
+    return found["status"] if found else None

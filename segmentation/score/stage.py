@@ -13,8 +13,8 @@ from segmentation.core import logs
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, FeaturesNotFoundError
-from segmentation.downstream import drift, refresh
-from segmentation.io import runs, tables
+from segmentation.downstream import drift, publish
+from segmentation.io import nights, runs, tables
 from segmentation.model import registry, store
 from segmentation.score import scoring
 
@@ -40,15 +40,36 @@ def run_score(
     spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any] | None = None,
     model_version: str | None = None, tag: str | None = None,
 ) -> dict[str, Any]:
-    """Features partition -> broadcast forest in mapInArrow -> `segments` partition.
+    """The score job: nights a dead run left unpublished set aside, the night scored, then published."""
+    progress = {} if progress is None else progress
+    tag = tag or tables.new_write_tag("score")
+    publish.settle(spark, cfg)
+    scored = score_night(spark, cfg, run_date, progress, model_version, tag)
+    after = publish.publish_night(spark, cfg, run_date, scored["model"], scored["features"], scored["psis"], tag,
+                                  progress.get("run_id"), progress.get("started_at"))
+    progress["drift_status"] = after["drift_status"]
+    return {
+        **{k: scored[k] for k in ("rows_read", "rows_written", "segments_rows", "model_version", "registry_version")},
+        "drift_status": after["drift_status"],
+        "membership_changes": after["changes"],
+        "tables": [scored["table"], *after["tables"]],
+    }
+
+
+def score_night(
+    spark: SparkSession, cfg: Config, run_date: dt.date, progress: dict[str, Any], model_version: str | None,
+    tag: str,
+) -> dict[str, Any]:
+    """Features partition -> broadcast forest in mapInArrow -> `segments` partition, unpublished.
 
     Scores with `model_version` when given (nightly passes the model it chose at its start),
     else `score.model_version`, else the registry's champion. A named error raised on an
-    executor (non-finite features, other library versions) is raised here by name.
+    executor (non-finite features, other library versions) is raised here by name. `nights`
+    marks the night PUBLISHING before `segments` changes; on a failed count the night is set
+    aside at once. Returns the model and the features' PSI (when the scoring pass counted
+    them), which the publication needs.
     """
     log = logs.get("score")
-    progress = {} if progress is None else progress
-    tag = tag or tables.new_write_tag("score")
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     segments_ref = tables.table_ref(cfg.tables, cfg.tables.segments)
     with logs.step(log, "load model") as s:
@@ -64,6 +85,7 @@ def run_score(
         store.check_features(model, features.columns)
         if not features.inputFiles():  # the Delta log's file list: no data is read
             raise FeaturesNotFoundError(missing)
+    nights.begin(spark, cfg, run_date, progress.get("run_id"), tag, progress.get("started_at") or runs.utc_now())
     with logs.step(log, "score and write segments") as s:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
         # The features are read once: the write counts them on the way (an observed metric).
@@ -86,10 +108,10 @@ def run_score(
         progress["rows_written"] = rows_out
         s.detail = f"features={rows_in} table={segments_ref}"
     if rows_in == 0:
-        tables.restore_night(spark, log, [segments_ref], run_date, tag)
+        publish.set_aside(spark, cfg, run_date, tag)
         raise FeaturesNotFoundError(missing)
     if rows_out != rows_in:
-        tables.restore_night(spark, log, [segments_ref], run_date, tag)
+        publish.set_aside(spark, cfg, run_date, tag)
         raise AccountingError(
             f"score: {rows_in} customers in features but {rows_out} rows in segments; "
             f"{run_date}'s segments were put back as they were before this run"
@@ -98,16 +120,16 @@ def run_score(
     # per partition: anything but one count per row read is set aside.
     psis = drift.psi_of_counts(counts.value, reference) if (
         counts is not None and int(counts.value[drift.ROWS][0]) == rows_in) else None
-    after = refresh.refresh(spark, cfg, run_date, model, features, psis)
-    progress["drift_status"] = after["drift_status"]
     return {
         "rows_read": rows_in,
         "rows_written": rows_out,
         "segments_rows": rows_out,
         "model_version": model.version,
         "registry_version": loaded.registry_version,
-        "drift_status": after["drift_status"],
-        "tables": [str(segments_ref), *after["tables"]],
+        "table": str(segments_ref),
+        "model": model,
+        "features": features,
+        "psis": psis,
     }
 
 
