@@ -68,7 +68,10 @@ def run_nightly(
     try:
         stage: dict[str, Any] = {}
         try:
-            feats = run_features(spark, cfg, run_date, stage, tag=tag)
+            # Gaps filled with the values of the model that will score the night; a forced retrain
+            # fills with the night's own medians, which the new model then records.
+            fill_from = pinned or (None if cfg.train.retrain else model_version)
+            feats = run_features(spark, cfg, run_date, stage, tag=tag, fill_from=fill_from)
         finally:  # rows_written of features is not the night's: the night writes segments
             progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
         summary["rows_read"] = feats["rows_read"]
