@@ -11,7 +11,7 @@ from segmentation.core import logs
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, ModelError
 from segmentation.downstream import publish
-from segmentation.features.stage import run_features
+from segmentation.features.stage import run_features, run_features_for_scoring
 from segmentation.io import tables
 from segmentation.model import registry
 from segmentation.score.stage import score_night
@@ -66,7 +66,10 @@ def run_nightly(
     summary: dict[str, Any] = {"tables": []}
     stage: dict[str, Any] = {}
     try:
-        feats = run_features(spark, cfg, run_date, stage, tag=tag)
+        # Gaps filled with the values of the model that will score the night; a forced retrain
+        # fills with the night's own medians, which the new model then records.
+        fill_from = pinned or (None if cfg.train.retrain else model_version)
+        feats = run_features(spark, cfg, run_date, stage, tag=tag, fill_from=fill_from)
     finally:  # rows_written of features is not the night's: the night writes segments
         progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
     summary["rows_read"] = feats["rows_read"]
@@ -121,4 +124,4 @@ def run_features_job(
     """The features job: nights a dead run left unpublished set aside first, so putting one back
     never undoes tonight's features."""
     publish.settle(spark, cfg)
-    return run_features(spark, cfg, run_date, progress)
+    return run_features_for_scoring(spark, cfg, run_date, progress)

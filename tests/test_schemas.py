@@ -70,7 +70,7 @@ PINNED = {
     ]),
     "imputation": StructType([
         _f("run_date", DATE, NOT_NULL), _f("column", STR, NOT_NULL), _f("value", DOUBLE, NOT_NULL),
-        _f("method", STR, NOT_NULL), _f("rows_imputed", LONG),
+        _f("method", STR, NOT_NULL), _f("rows_imputed", LONG), _f("applied_value", DOUBLE), _f("applied_from", STR),
     ]),
     "segments": StructType([
         _f("CUST_ID", STR), _f("segment_id", INT), _f("segment_name", STR), _f("segment_confidence", DOUBLE),

@@ -345,6 +345,16 @@ def current(cfg: Config) -> str | None:
     return latest
 
 
+def scoring_version(cfg: Config) -> str | None:
+    """The model `score` would use now: `score.model_version`, else `current`; None when there
+    is none (no model yet, or a registry with no champion)."""
+    try:
+        return cfg.score.model_version or current(cfg)
+    except ModelError as exc:
+        logs.get("registry").info("no model to score with yet (%s)", exc)
+        return None
+
+
 def load(cfg: Config, version: str = "") -> Loaded:
     """The bundle of `version` ("" for `current`), its bytes checked before unpickling."""
     version = version or current(cfg) or ""

@@ -14,6 +14,7 @@ from segmentation.core.columns import ID_COLUMN, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, FeaturesNotFoundError
 from segmentation.downstream import drift, publish
+from segmentation.features.stage import applied_imputation
 from segmentation.io import nights, runs, tables
 from segmentation.model import registry, store
 from segmentation.score import scoring
@@ -85,6 +86,7 @@ def score_night(
         store.check_features(model, features.columns)
         if not features.inputFiles():  # the Delta log's file list: no data is read
             raise FeaturesNotFoundError(missing)
+    _warn_other_imputation(spark, cfg, run_date, model, log)
     nights.begin(spark, cfg, run_date, progress.get("run_id"), tag, progress.get("started_at") or runs.utc_now())
     with logs.step(log, "score and write segments") as s:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
@@ -131,6 +133,20 @@ def score_night(
         "features": features,
         "psis": psis,
     }
+
+
+def _warn_other_imputation(spark: SparkSession, cfg: Config, run_date: dt.date, model: store.ModelBundle,
+                           log) -> None:
+    """Warns when the night's gaps were filled with other values than `model`'s (features run before
+    a promote, or a retrain held back): real time fills them with the model's, so for the customers
+    imputed tonight it may give another segment than `segments` holds."""
+    applied, imputed = applied_imputation(spark, cfg, run_date)
+    other = {c: v for c, v in applied.items() if imputed.get(c) and model.imputation.get(c) != v}
+    if other:
+        log.warning("the features of %s filled gaps with %s, model %s with %s: for the customers imputed, real-time "
+                    "answers may differ from tonight's segments (run features again to fill with this model's values)",
+                    run_date, ", ".join(f"{c}={v:.6g} ({imputed[c]} rows)" for c, v in other.items()), model.version,
+                    ", ".join(f"{c}={model.imputation.get(c)}" for c in other))
 
 
 def _count_or_none(df) -> int | None:

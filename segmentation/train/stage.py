@@ -31,7 +31,7 @@ from segmentation.core.columns import (
 from segmentation.core.config import Config
 from segmentation.core.errors import ModelError, TrainingError
 from segmentation.downstream import drift
-from segmentation.features.stage import run_features
+from segmentation.features.stage import applied_imputation, run_features
 from segmentation.io import tables
 from segmentation.model import registry, store
 from segmentation.serving import pyfunc
@@ -61,7 +61,7 @@ def purchase_type(sample: pd.DataFrame) -> np.ndarray:
 class NightCounts(NamedTuple):
     """The night's figures from its small tables: no customer row reaches the driver."""
 
-    medians: dict[str, float]  # the value each imputed column's gaps were filled with
+    imputed_with: dict[str, float]  # the value each imputed column's gaps were filled with
     missing: dict[str, int]  # missing values per column: imputed + quarantined for a missing value
     rows_read: int  # feature rows + quarantined rows
 
@@ -289,20 +289,16 @@ def _explain(sample: pd.DataFrame, scaled: np.ndarray, matched: Matched, fitted:
 
 
 def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightCounts:
-    """(medians used, missing values per column, rows read) of the night, from its small tables.
+    """(values the gaps were filled with, missing values per column, rows read) of the night.
+
+    The values are those the features stage applied (the scoring model's, or the night's own
+    medians), read back from the imputation table: a model records what its training features
+    were filled with, so real-time serving fills gaps as its training night did.
 
     Missing = rows imputed (imputation table) + rows quarantined for a missing value; rows read =
     feature rows + quarantined rows. Aggregates only: no customer row reaches the driver.
     """
-    medians: dict[str, float] = {}
-    missing: dict[str, int] = {}
-    ref = tables.table_ref(cfg.tables, cfg.tables.imputation)
-    if tables.exists(spark, ref):
-        imputation = tables.read_run(spark, ref, run_date)
-        has_counts = "rows_imputed" in imputation.columns
-        for r in imputation.collect():  # one row per imputed column
-            medians[r["column"]] = float(r["value"])
-            missing[r["column"]] = int(r["rows_imputed"] or 0) if has_counts else 0
+    applied, missing = applied_imputation(spark, cfg, run_date)
     features_rows = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date).count()
     quarantined = 0
     ref = tables.table_ref(cfg.tables, cfg.tables.quarantine)
@@ -317,7 +313,7 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightC
         for r in reasons:
             column = r["reason"].split(":", 1)[1]
             missing[column] = missing.get(column, 0) + int(r["count"])
-    return NightCounts(medians, missing, features_rows + quarantined)
+    return NightCounts(applied, missing, features_rows + quarantined)
 
 
 def _bundle(
@@ -335,7 +331,7 @@ def _bundle(
         preprocessor=prepared.prep,
         forest=fitted.forest,
         segment_names={k: people[k].name for k in classes},
-        imputation=night.medians,
+        imputation=night.imputed_with,
         metrics=metrics,
         library_versions=store.library_versions(),
         trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date}",
