@@ -64,26 +64,37 @@ def run_nightly(
     tag = tables.new_write_tag("nightly")
     publish.settle(spark, cfg)
     summary: dict[str, Any] = {"tables": []}
-    stage: dict[str, Any] = {}
-    try:
-        # Gaps filled with the values of the model that will score the night; a forced retrain
-        # fills with the night's own medians, which the new model then records.
-        fill_from = pinned or (None if cfg.train.retrain else model_version)
-        feats = run_features(spark, cfg, run_date, stage, tag=tag, fill_from=fill_from)
-    finally:  # rows_written of features is not the night's: the night writes segments
-        progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
-    summary["rows_read"] = feats["rows_read"]
-    summary["rows_quarantined"] = feats["rows_quarantined"]
-    summary["tables"] += feats["tables"]
+
+    def features(fill_from: str | None) -> dict[str, Any]:
+        stage: dict[str, Any] = {}
+        try:
+            feats = run_features(spark, cfg, run_date, stage, tag=tag, fill_from=fill_from)
+        finally:  # rows_written of features is not the night's: the night writes segments
+            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
+        summary["rows_read"] = feats["rows_read"]
+        summary["rows_quarantined"] = feats["rows_quarantined"]
+        summary["tables"] = feats["tables"]
+        return feats
+
+    # Gaps are filled with the imputation values of the model that will score the night (None:
+    # the night's own medians, which a model trained tonight records). A forced retrain fills
+    # with the night's own; a retrain decided later, or a model held back, fills the night again.
+    filled_with = pinned or (None if cfg.train.retrain else model_version)
+    feats = features(filled_with)
     retrain = cfg.train.retrain or not model_version
     if not retrain and cfg.drift.retrain_on_drift:
         retrain = _features_drifted(spark, cfg, run_date, model_version)
     hold = _guard_hold(feats.get("guard") or {})
+    scores_with = model_version  # the model to score with, None: the one trained tonight
     if retrain and hold and model_version and not cfg.registry.enabled:
         # Without a registry a saved model is the current one at once: nothing could hold it back.
         log.warning("train: skipped: the night's guard fired, and with registry.enabled=false a model trained "
                     "tonight would be current at once; scoring with %s", model_version)
     elif retrain:
+        if filled_with is not None:
+            log.info("train: filling the night's gaps with its own medians for the new model")
+            filled_with = None
+            features(None)
         trained = run_train(spark, cfg, run_date, hold=hold)
         summary["trained"] = trained["model_version"]
         if hold and model_version:
@@ -91,8 +102,12 @@ def run_nightly(
                         cfg.registry.alias, hold, model_version)
         else:
             model_version = pinned or str(trained.get("registry_version") or trained["model_version"])
+            scores_with = pinned or None
     else:
         log.info("train: skipped (model %s exists; pass --retrain to train anew)", model_version)
+    if scores_with != filled_with:
+        log.info("features: filling the night's gaps again with model %s's imputation values", scores_with)
+        features(scores_with)
     progress["model_version"] = model_version
     stage = {k: progress[k] for k in ("run_id", "started_at") if k in progress}
     try:

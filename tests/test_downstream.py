@@ -89,13 +89,20 @@ def test_segments_current_change_feed_and_migrations_over_two_nights(spark, lake
 
     # The example queries of docs/tables.md run as written against this lake.
     queries = re.findall(r"```sql\n(.*?)```", (PROJECT / "docs" / "tables.md").read_text(), flags=re.S)
-    assert len(queries) >= 2
+    assert len(queries) >= 4
     for query in queries:
         sql = query.replace("lakehouse/", f"{root}/").replace(":since_version", str(before - 1))
         sql = sql.replace(":segment_id", str(seg[donor])).replace("current_date()", "DATE'2026-03-04'")
-        found = {r.CUST_ID for r in spark.sql(sql).collect()}
-        if "table_changes" in sql:
-            assert {mover, gone} <= found, sql  # both changed since that version
+        rows = spark.sql(sql.replace(":since_date", "DATE'2026-03-01'")).collect()
+        if "/nights`" in sql:  # the published nights' customers per segment
+            per_night = {}
+            for r in rows:
+                per_night[r.run_date.isoformat()] = per_night.get(r.run_date.isoformat(), 0) + r.customers
+            assert per_night == {"2026-03-01": 8950, "2026-03-02": 8949}, sql
+            continue
+        found = {r.CUST_ID for r in rows}
+        if "table_changes" in sql or "segment_events" in sql:
+            assert {mover, gone} <= found, sql  # both changed since that version, or that night
         else:
             assert found == ({mover} if moved.segment_confidence >= 0.8 else set()), sql
 

@@ -17,6 +17,7 @@ from conftest import BUNDLED_CSV, TEST_SESSION
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from jobs import features as features_job
 from jobs import nightly as nightly_job
 from segmentation.core.errors import UNEXPECTED_EXIT_CODE
 from segmentation.downstream import current
@@ -155,6 +156,20 @@ def test_a_night_that_dies_mid_publication_is_never_seen_and_the_next_run_sets_i
     assertDataFrameEqual(_table(spark, lake, "segments_current"), current.from_history(segments, [d1, d3]))
     runs = {r.run_date.isoformat(): r.status for r in _table(spark, lake, "runs").collect()}
     assert runs == {N1: "SUCCEEDED", N2: "FAILED", N3: "SUCCEEDED"}
+
+    # A re-run of the published N3, on other input, dies the same way: the next run (here the
+    # features job of another night) puts N3 back as it was published.
+    published = {name: _rows(spark, lake, name).collect() for name in (*ORDERED, "segments", "features")}
+    with monkeypatch.context() as patch:
+        patch.setattr(current, "rebuild", dies)
+        assert nightly_job.main(["--run-date", N3, "--input", str(inputs[N2]), *_args(lake, models)]) \
+            == UNEXPECTED_EXIT_CODE
+    assert _table(spark, lake, "nights").where(F.col("status") == "PUBLISHING").count() == 1
+    assert features_job.main(["--run-date", N4, "--input", str(inputs[N3]), *_args(lake, models)]) == 0
+    assert {r.status for r in _table(spark, lake, "nights").collect()} == {"PUBLISHED"}
+    for name, rows in published.items():
+        assertDataFrameEqual(_rows(spark, lake, name).where(F.col("run_date") != N4) if name == "features"
+                             else _rows(spark, lake, name), rows)
 
 
 def _spark_feed(spark, root: Path, version: int):

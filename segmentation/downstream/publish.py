@@ -28,8 +28,6 @@ OK, DRIFT = "ok", "drift"
 # What a night writes for itself; the first five are the stages' own, the rest the publication's.
 NIGHT_TABLES = ("features", "quarantine", "imputation", "night_profile", "segments",
                 "segment_shares", "segment_events", "segment_migrations", "drift")
-# What a night's successor derives from it.
-NEXT_NIGHT_TABLES = ("segment_events", "segment_migrations", "drift")
 
 
 def features_drift(spark: SparkSession, cfg: Config, model: ModelBundle, features: DataFrame) -> dict[str, float]:
@@ -168,19 +166,16 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
 
 
 def set_aside(spark: SparkSession, cfg: Config, run_date: dt.date, tag: str) -> str:
-    """Puts `run_date`'s tables back as they were before the run that wrote with `tag`, with what
-    the next published night derived from it, then settles `nights` and `segments_current`.
+    """Puts `run_date`'s tables back as they were before the run that wrote with `tag`, derives
+    the next published night again from what is published now, and settles `nights` and
+    `segments_current`.
 
     Returns "restored" when the night was published before that run (it is again), else
     "removed" (the night never was).
     """
     log = logs.get("nightly")
     published = [d for d in nights.published(spark, cfg) if d != run_date]
-    _, following = _neighbours(published, run_date)
-    refs = [_ref(cfg, n) for n in NIGHT_TABLES]
-    tables.restore_night(spark, log, refs, run_date, tag)
-    if following is not None:
-        tables.restore_night(spark, log, [_ref(cfg, n) for n in NEXT_NIGHT_TABLES], following, tag)
+    tables.restore_night(spark, log, [_ref(cfg, n) for n in NIGHT_TABLES], run_date, tag)
     segments = _ref(cfg, "segments")
     left = tables.read_run(spark, segments, run_date) if tables.exists(spark, segments) else None
     row = left.agg(F.count(F.lit(1)).alias("n"), F.max("model_version").alias("m")).first() if left else None
@@ -191,6 +186,15 @@ def set_aside(spark: SparkSession, cfg: Config, run_date: dt.date, tag: str) -> 
     else:
         outcome = "removed"
         nights.remove(spark, cfg, run_date)
+    # The next published night may have been derived from the dead run's rows: derive it again
+    # (a later run may have written it since, so its rows are not put back from before).
+    following = next((d for d in published if d > run_date), None)
+    if following is not None:
+        before = [d for d in published if d < following]
+        previous_date = before[-1] if before else None
+        write_tag = tables.new_write_tag("set-aside")
+        _derive_from(spark, cfg, following, previous_date, write_tag)
+        _rewrite_share_changes(spark, cfg, following, previous_date, write_tag)
     current_ref = _ref(cfg, "segments_current")
     if tables.exists(spark, current_ref):
         current.rebuild(spark, tables.read_delta(spark, segments), published, current_ref)
