@@ -29,10 +29,12 @@ from pyspark.testing import assertSchemaEqual
 from jobs import nightly as nightly_job
 from segmentation.downstream.current import CURRENT_SCHEMA
 from segmentation.downstream.drift import DRIFT_SCHEMA
+from segmentation.downstream.events import EVENTS_SCHEMA
 from segmentation.downstream.migrations import MIGRATIONS_SCHEMA
 from segmentation.downstream.shares import SHARES_SCHEMA
 from segmentation.features.guard import PROFILE_SCHEMA
 from segmentation.features.stage import FEATURES_SCHEMA, IMPUTATION_SCHEMA, QUARANTINE_SCHEMA
+from segmentation.io.nights import NIGHTS_SCHEMA
 from segmentation.io.rows import row
 from segmentation.io.runs import RUNS_SCHEMA
 from segmentation.score.stage import SEGMENTS_TABLE_SCHEMA
@@ -130,6 +132,16 @@ PINNED = {
         _f("run_date", DATE, NOT_NULL), _f("measure", STR, NOT_NULL), _f("name", STR, NOT_NULL),
         _f("value", DOUBLE),
     ]),
+    "segment_events": StructType([
+        _f("run_date", DATE, NOT_NULL), _f("previous_run_date", DATE), _f("CUST_ID", STR, NOT_NULL),
+        _f("event", STR, NOT_NULL), _f("from_segment_id", INT), _f("to_segment_id", INT), _f("segment_name", STR),
+        _f("segment_confidence", DOUBLE), _f("model_version", STR),
+    ]),
+    "nights": StructType([
+        _f("run_date", DATE, NOT_NULL), _f("status", STR, NOT_NULL), _f("run_id", STR), _f("write_tag", STR),
+        _f("model_version", STR), _f("customers", LONG), _f("current_version", LONG), _f("started_at", TIME),
+        _f("published_at", TIME),
+    ]),
 }
 
 DECLARED = {
@@ -147,6 +159,8 @@ DECLARED = {
     "segment_drivers": DRIVERS_SCHEMA,
     "segment_lineage": LINEAGE_SCHEMA,
     "night_profile": PROFILE_SCHEMA,
+    "segment_events": EVENTS_SCHEMA,
+    "nights": NIGHTS_SCHEMA,
 }
 # Created with their declared nullability (segments_current from its schema, segments from a frame
 # that has it), so Delta keeps their NOT NULLs: pinned whole.

@@ -10,6 +10,7 @@ in one unpartitioned table.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
@@ -17,6 +18,7 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 
 from segmentation.core.columns import RUN_DATE
 from segmentation.core.config import Config
+from segmentation.core.errors import ConcurrentRunError
 from segmentation.io import tables
 from segmentation.io.rows import row
 
@@ -55,7 +57,11 @@ def _ensure(spark: SparkSession, cfg: Config) -> None:
     seeded = [row(NIGHTS_SCHEMA, run_date=d, status=PUBLISHED, run_id=None, write_tag=None, model_version=None,
                   customers=None, current_version=None, started_at=None, published_at=None)
               for d in _segments_dates(spark, cfg)]
-    tables.append(spark.createDataFrame(seeded, NIGHTS_SCHEMA), ref(cfg))
+    try:
+        tables.append(spark.createDataFrame(seeded, NIGHTS_SCHEMA), ref(cfg))
+    except Exception:  # noqa: BLE001 - another run created it first: use theirs
+        if not tables.exists(spark, ref(cfg)):
+            raise
 
 
 def all_nights(spark: SparkSession, cfg: Config) -> list[Row]:
@@ -77,9 +83,27 @@ def get(spark: SparkSession, cfg: Config, run_date: dt.date) -> Row | None:
     return next((r for r in all_nights(spark, cfg) if r[RUN_DATE] == run_date), None)
 
 
+_ATTEMPTS = 8
+
+
+def _retried(write) -> None:
+    """Runs `write`, again when another night's run committed to the table first: every write
+    here touches one night's row, so retrying it on the newer table is safe."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return write()
+        except ConcurrentRunError:
+            if attempt == _ATTEMPTS:
+                raise
+        except Exception as exc:
+            if attempt == _ATTEMPTS or not tables.is_write_conflict(exc):
+                raise
+        time.sleep(0.2 * attempt)
+
+
 def _write(spark: SparkSession, cfg: Config, record: dict) -> None:
-    tables.replace_key(spark.createDataFrame([record], NIGHTS_SCHEMA), ref(cfg), RUN_DATE,
-                       record[RUN_DATE].isoformat())
+    frame = spark.createDataFrame([record], NIGHTS_SCHEMA)
+    _retried(lambda: tables.replace_key(frame, ref(cfg), RUN_DATE, record[RUN_DATE].isoformat()))
 
 
 def begin(spark: SparkSession, cfg: Config, run_date: dt.date, run_id: str | None, tag: str,
@@ -104,4 +128,4 @@ def publish(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: 
 def remove(spark: SparkSession, cfg: Config, run_date: dt.date) -> None:
     """The night was set aside and had never been published: it is no night at all."""
     if tables.exists(spark, ref(cfg)):
-        tables.delta_table(spark, ref(cfg)).delete(F.col(RUN_DATE) == F.lit(run_date))
+        _retried(lambda: tables.delta_table(spark, ref(cfg)).delete(F.col(RUN_DATE) == F.lit(run_date)))
