@@ -89,8 +89,8 @@ def _rewrite_share_changes(spark: SparkSession, cfg: Config, run_date: dt.date, 
 
 
 def _update_current(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[dt.date],
-                    previous_date: dt.date | None, following: dt.date | None) -> tuple[str, int | None]:
-    """Applies tonight to segments_current: its events when it holds the night before, else a rebuild."""
+                    previous_date: dt.date | None, following: dt.date | None, changes: int) -> tuple[str, int | None]:
+    """Applies tonight to segments_current: its `changes` events when it holds the night before, else a rebuild."""
     ref = _ref(cfg, "segments_current")
     version = tables.latest_version(spark, ref) if tables.exists(spark, ref) else None
     if previous_date is None:
@@ -99,9 +99,8 @@ def _update_current(spark: SparkSession, cfg: Config, run_date: dt.date, publish
         before = nights.get(spark, cfg, previous_date)
         holds_previous = version is not None and before is not None and before["current_version"] == version
     if following is None and holds_previous:
-        night_events = tables.read_run(spark, _ref(cfg, "segment_events"), run_date)
-        changes = night_events.count()
         if changes:
+            night_events = tables.read_run(spark, _ref(cfg, "segment_events"), run_date)
             current.apply_events(spark, night_events, ref, run_date, previous_date)
         else:
             current.ensure_table(spark, ref)
@@ -148,7 +147,7 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         s.detail = f"status={status} bins_counted_by={counted_by} max_psi={max(psis.values(), default=0):.3f} " + (
             f"max_share_change={max((abs(v) for v in changes.values()), default=0):.2f}pts")
     with logs.step(log, "merge segments_current") as s:
-        how, rows = _update_current(spark, cfg, run_date, published, previous_date, following)
+        how, rows = _update_current(spark, cfg, run_date, published, previous_date, following, changed)
         s.rows = rows
         s.detail = f"by={how} changed={changed} table={_ref(cfg, 'segments_current')}"
     with logs.step(log, "publish the night") as s:

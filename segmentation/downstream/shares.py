@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
 from segmentation.core.columns import RUN_DATE
-from segmentation.io import tables
 
 # `segment_shares`: one row per (run_date, segment) of the scored customers.
 SHARES_SCHEMA = StructType(
@@ -35,12 +33,3 @@ def shares(night: DataFrame) -> DataFrame:
         .select(*SHARES_SCHEMA.fieldNames())
     )
 
-
-def write(spark: SparkSession, segments_ref: tables.TableRef, shares_ref: tables.TableRef, run_date: dt.date) -> int:
-    """Aggregates the night's `segments` partition into `segment_shares`; returns the segment count.
-
-    One row per segment; a re-run replaces the night's rows.
-    """
-    night = tables.read_run(spark, segments_ref, run_date)
-    tables.replace_run(shares(night), shares_ref, run_date)
-    return tables.read_run(spark, shares_ref, run_date).count()
