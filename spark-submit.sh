@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --conf-dir)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       conf_dir="$2"; shift 2 ;;
-    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--retrain|--retrain-on-drift|--accept-night|--previous)
+    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
       job_args+=("$1"); shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
@@ -66,13 +66,40 @@ tmp.replace(target)
 PYEOF
 
 DELTA_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
+DELTA_PACKAGE="io.delta:delta-spark_2.13:$DELTA_VERSION"
+
+# Delta's jars. A local run resolves them with Ivy once per Delta version, records the jar files
+# Ivy chose (build/delta-jars-<version>.txt) and from then on passes those files (--jars): no
+# resolution, and no wait on an unreachable second repository, at every launch. Any other master
+# gets --packages, as a cluster always has; a recorded file that has gone is resolved again.
+deps=(--packages "$DELTA_PACKAGE")
+case "${master:-local}" in
+  local*)
+    JARS_FILE="$ROOT/build/delta-jars-$DELTA_VERSION.txt"
+    recorded_jars_present() {
+      [ -s "$JARS_FILE" ] || return 1
+      local jar; IFS=, read -ra jars < "$JARS_FILE"
+      for jar in "${jars[@]}"; do [ -f "$jar" ] || return 1; done
+    }
+    if ! recorded_jars_present; then
+      cat > "$ROOT/build/resolved-jars.py" <<'PYEOF'
+from pyspark import SparkContext
+SparkContext._ensure_initialized()  # the gateway spark-submit started; no SparkContext
+print("RESOLVED_JARS=" + (SparkContext._jvm.System.getProperty("spark.jars") or ""))
+PYEOF
+      resolved="$("$SUBMIT" --master "local[1]" --packages "$DELTA_PACKAGE" "$ROOT/build/resolved-jars.py" \
+                  2>"$ROOT/build/resolved-jars.log" | sed -n 's#^RESOLVED_JARS=##p' | sed 's#file:/*#/#g')" || true
+      if [ -n "$resolved" ]; then printf '%s\n' "$resolved" > "$JARS_FILE.tmp" && mv "$JARS_FILE.tmp" "$JARS_FILE"; fi
+    fi
+    if recorded_jars_present; then deps=(--jars "$(cat "$JARS_FILE")"); fi ;;
+esac
 ship="$(ls "$conf_dir"/*.yaml | tr '\n' ',')$conf_dir/log4j2.properties"
 for f in "${files[@]+"${files[@]}"}"; do ship="$ship,$f"; done
 
 exec "$SUBMIT" \
   --master "${master:-local[*]}" \
   --name "segmentation-$JOB" \
-  --packages "io.delta:delta-spark_2.13:$DELTA_VERSION" \
+  "${deps[@]}" \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
   --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
   --conf spark.ui.showConsoleProgress=false \

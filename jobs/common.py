@@ -41,6 +41,13 @@ def parser(job: str) -> argparse.ArgumentParser:
     return p
 
 
+def reshape(p: argparse.ArgumentParser) -> None:
+    """--reshape, for the jobs that train."""
+    p.add_argument("--reshape", action="store_true",
+                   help="choose the best segmentation even if it changes the champion's structure "
+                        "(train.clustering.selection.reshape=true)")
+
+
 def accept_night(p: argparse.ArgumentParser) -> None:
     """--accept-night, for the jobs that run the features stage."""
     p.add_argument("--accept-night", action="store_true",
@@ -91,6 +98,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         values["drift.retrain_on_drift"] = True
     if getattr(args, "accept_night", False):
         values["guard.accept"] = True
+    if getattr(args, "reshape", False):
+        values["train.clustering.selection.reshape"] = True
     cfg = load_config(conf_dir, args.profile or ["local"], list(args.overrides), args.config, values)
     project = conf_dir.parent
     cfg = _with_paths(cfg, project)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.common import accept_night, exit_with
+from jobs.common import accept_night, exit_with, reshape
 from jobs.common import main as run_job
 from segmentation.nightly import run_nightly
 
@@ -12,6 +12,7 @@ def _retrain(parser) -> None:
     parser.add_argument("--retrain-on-drift", action="store_true",
                         help="retrain before scoring when tonight's features drifted from the model's training sample")
     accept_night(parser)
+    reshape(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

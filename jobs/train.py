@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from jobs.common import exit_with
+from jobs.common import exit_with, reshape
 from jobs.common import main as run_job
 from segmentation.train.stage import run_train
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job("train", run_train, argv)
+    return run_job("train", run_train, argv, extra_args=reshape)
 
 
 if __name__ == "__main__":

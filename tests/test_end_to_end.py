@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -205,3 +206,10 @@ def test_spark_submit_script_runs_the_nightly_job(tmp_path):
     assert "nightly OK" in output
     assert "rows_read=8950 rows_written=8950 rows_quarantined=0" in output
     assert (lake_dir / "segments" / "_delta_log").is_dir()
+    # Delta's jars were resolved once and recorded; the job's launch passed the files, resolving nothing.
+    import importlib.metadata
+
+    recorded = PROJECT / "build" / f"delta-jars-{importlib.metadata.version('delta-spark')}.txt"
+    jars = recorded.read_text().strip().split(",")
+    assert any("delta-spark" in j for j in jars) and all(Path(j).is_file() for j in jars)
+    assert ":: resolution report ::" not in output

@@ -111,6 +111,8 @@ PINNED = {
         _f("passed", BOOL, NOT_NULL), _f("reason", STR, NOT_NULL), _f("chosen", BOOL, NOT_NULL),
         _f("fit_seconds", DOUBLE, NOT_NULL), _f("sample_rows", INT, NOT_NULL), _f("model_usable", BOOL, NOT_NULL),
         _f("largest_share", DOUBLE), _f("rule_agreement", DOUBLE), _f("purchase_type_ari", DOUBLE),
+        _f("resample_silhouette", DOUBLE), _f("resample_sd", DOUBLE), _f("resample_wins", INT),
+        _f("within_noise", BOOL),
     ]),
     "segment_profiles": StructType([
         _f("model_version", STR, NOT_NULL), _f("segment_id", INT), _f("segment_name", STR, NOT_NULL),

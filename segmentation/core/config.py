@@ -232,6 +232,29 @@ class GuardrailsConfig(_Section):
         return self
 
 
+class SelectionConfig(_Section):
+    """How the winner is chosen among the candidates that passed the guardrails.
+
+    One silhouette from one sample flips between segmentations whose scores differ by less
+    than their noise (k=4 and k=7 on the bundled data). Each passing candidate's labels are
+    scored again on `resamples` random subsets of the metric rows (the same subsets for every
+    candidate); candidates whose mean is within `noise_sd` standard deviations of the paired
+    difference to the best (at least `tie_tolerance`) are tied, and the tie goes to the fewest
+    segments. Measured in docs/how-it-works.md#choosing-a-segmentation.
+    """
+
+    resamples: int = Field(20, ge=0)  # 0: one silhouette per candidate, ties broken by stability
+    # Half of the rows: the spread of a statistic over half-samples is about its sampling
+    # spread at the full sample's size (what another sample of the same size would give).
+    fraction: float = Field(0.5, gt=0, lt=1)
+    noise_sd: float = Field(1.0, ge=0)
+    # A retrain keeps the champion's structure (algorithm and number of segments) unless the
+    # candidate it would otherwise choose has a mean silhouette this much higher, on the same
+    # resamples. `reshape: true` (the train's --reshape) takes that candidate regardless.
+    reshape_margin: float = Field(0.01, ge=0)
+    reshape: bool = False
+
+
 class ClusteringConfig(_Section):
     random_state: Seed = 42
     algorithms: Many[Literal["kmeans", "dbscan", "gmm"]] = ["kmeans", "dbscan", "gmm"]
@@ -243,7 +266,8 @@ class ClusteringConfig(_Section):
     dbscan_noise_in_silhouette: Literal["drop", "cluster"] = "cluster"
     stability: StabilityConfig = StabilityConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
-    tie_tolerance: float = Field(0.005, ge=0)  # silhouettes this close are a tie, broken by stability
+    tie_tolerance: float = Field(0.005, ge=0)  # silhouettes this close are always a tie (see `selection`)
+    selection: SelectionConfig = SelectionConfig()
     # Silhouette is quadratic in rows: metrics and stability refits see at most this many
     # rows of the sample, the same rows for every candidate.
     metric_max_rows: int = Field(5000, ge=2)

@@ -182,7 +182,8 @@ def _log_metrics(client, run_id: str, metrics: dict[str, Any]) -> None:
     for c in metrics.get("candidates", []):
         stem = _metric_key(f"candidate.{c['algorithm']}.{c['params']}")
         for key in ("silhouette", "stability", "rule_agreement", "purchase_type_ari", "calinski_harabasz",
-                    "davies_bouldin", "noise_share", "smallest_share", "largest_share", "n_segments", "passed"):
+                    "davies_bouldin", "noise_share", "smallest_share", "largest_share", "n_segments", "passed",
+                    "resample_silhouette", "resample_sd", "resample_wins"):
             if c.get(key) is not None:
                 values[f"{stem}.{key}"] = float(c[key])
     forest = metrics.get("forest") or {}

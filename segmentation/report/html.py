@@ -123,6 +123,7 @@ def render_html(inputs: ReportInputs) -> str:
         ("Trained on", inputs.trained_on),
         ("Created at (UTC)", inputs.created_at),
         ("Chosen candidate", views.chosen_text(inputs)),
+        *([("How it was chosen", inputs.selection)] if inputs.selection else []),
         ("Candidates", f"{len(inputs.candidates)}, of which {int(inputs.candidates['passed'].astype(bool).sum())} "
                        f"passed the guardrails"),
         ("Segments", views.segment_count(inputs)),

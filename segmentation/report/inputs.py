@@ -40,6 +40,8 @@ class ReportInputs:
     # The training's train.clustering.guardrails.max_rule_agreement: above it a shallow rule on the
     # raw columns reproduces a candidate's labels, which the candidate plot marks with an x.
     rule_threshold: float
+    # How the winner was chosen (the selection's sentence); empty for reports saved before it.
+    selection: str = ""
 
 
 _REQUIRED = {
@@ -98,7 +100,8 @@ def load(folder: Path) -> ReportInputs:
     for path in folder.glob("*.parquet"):
         values[path.stem] = pd.read_parquet(path)
     names = {f.name for f in dataclasses.fields(ReportInputs)}
-    missing = sorted(names - set(values))
+    required = {f.name for f in dataclasses.fields(ReportInputs) if f.default is dataclasses.MISSING}
+    missing = sorted(required - set(values))
     if missing:
         raise ModelError(f"report inputs in {folder} lack {', '.join(missing)}")
     return ReportInputs(**{k: v for k, v in values.items() if k in names})

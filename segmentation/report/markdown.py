@@ -32,6 +32,7 @@ def render_markdown(inputs: ReportInputs) -> str:
         f"- Trained on: {inputs.trained_on}",
         f"- Created at (UTC): {inputs.created_at}",
         f"- Chosen candidate: {views.chosen_text(inputs)}",
+        *([f"- How it was chosen: {inputs.selection}"] if inputs.selection else []),
         f"- Candidates: {len(inputs.candidates)}, of which {int(inputs.candidates['passed'].astype(bool).sum())} "
         f"passed the guardrails",
         f"- Forest: {views.forest_text(inputs)}",

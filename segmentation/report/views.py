@@ -155,17 +155,26 @@ def silhouette_medians(inputs: ReportInputs) -> dict[int, float]:
 
 
 def candidate_rows(inputs: ReportInputs) -> tuple[list[str], list[list[str]], list[str]]:
+    resampled = "resample_wins" in inputs.candidates.columns  # absent from reports saved before selection
     header = ["verdict", "algorithm", "parameters", "segments", "silhouette", "stability", "rule agreement",
-              "ARI vs PURCHASE_TYPE", "reason"]
+              "ARI vs PURCHASE_TYPE"] + (["resample mean", "resample wins"] if resampled else []) + ["reason"]
     rows, classes = [], []
     for _, c in _sorted_candidates(inputs.candidates).iterrows():
         chosen, ok = bool(c["chosen"]), bool(c["passed"])
         verdict = "chosen" if chosen else ("passed" if ok else "failed")
+        extra = [num(c["resample_silhouette"]), _wins(c)] if resampled else []
         rows.append([verdict, str(c["algorithm"]), _params(c["params"]), str(int(c["n_segments"])),
                      num(c["silhouette"]), num(c["stability"]), pct(c["rule_agreement"]),
-                     num(c["purchase_type_ari"]), "" if _missing(c["reason"]) else str(c["reason"])])
+                     num(c["purchase_type_ari"]), *extra, "" if _missing(c["reason"]) else str(c["reason"])])
         classes.append("chosen" if chosen else ("" if ok else "failed"))
     return header, rows, classes
+
+
+def _wins(c: pd.Series) -> str:
+    if _missing(c["resample_wins"]):
+        return ""
+    tied = "" if _missing(c.get("within_noise")) or not bool(c["within_noise"]) else " (within noise)"
+    return f"{int(c['resample_wins'])}{tied}"
 
 
 def eda_rows(inputs: ReportInputs) -> tuple[list[str], list[list[str]]]:

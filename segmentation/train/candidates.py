@@ -43,6 +43,11 @@ CANDIDATES_SCHEMA = StructType(
         StructField("largest_share", DoubleType(), True),
         StructField("rule_agreement", DoubleType(), True),
         StructField("purchase_type_ari", DoubleType(), True),
+        # The selection's resamples (null: not resampled, a failed guardrail or resamples=0).
+        StructField("resample_silhouette", DoubleType(), True),  # mean silhouette over the resamples
+        StructField("resample_sd", DoubleType(), True),
+        StructField("resample_wins", IntegerType(), True),  # resamples on which it scored highest
+        StructField("within_noise", BooleanType(), True),  # tied with the best mean, within its noise
     ]
 )
 
@@ -61,6 +66,7 @@ def table_rows(
             stability=r["stability"], bic=r["bic"], passed=r["passed"], reason=r["reason"], chosen=r["chosen"],
             fit_seconds=float(r["fit_seconds"]), sample_rows=sample_rows, model_usable=usable,
             largest_share=r["largest_share"], rule_agreement=r["rule_agreement"],
-            purchase_type_ari=r["purchase_type_ari"],
+            purchase_type_ari=r["purchase_type_ari"], resample_silhouette=r["resample_silhouette"],
+            resample_sd=r["resample_sd"], resample_wins=r["resample_wins"], within_noise=r["within_noise"],
         ))
     return out

@@ -1,8 +1,8 @@
 """Clustering candidates: fit each one, score all on the same rows, keep those a team can use.
 
 Every candidate sees the same scaled sample and the same metrics; guardrails from config
-reject labelings that are no use as campaign segments, and the best silhouette among the
-rest wins, near-ties going to the more stable candidate.
+reject labelings that are no use as campaign segments; `selection` chooses among the rest.
+`choose` is the one-sample rule: the best silhouette, near-ties going to the more stable.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ class Candidate:
     passed: bool = True
     reason: str = ""
     chosen: bool = False
+    # The selection's figures (None when it did not resample, or the candidate failed a guardrail).
+    resample_silhouette: float | None = None
+    resample_sd: float | None = None
+    resample_wins: int | None = None
+    within_noise: bool | None = None
 
     @property
     def name(self) -> str:
@@ -74,6 +79,10 @@ class Candidate:
             "reason": self.reason,
             "chosen": self.chosen,
             "fit_seconds": round(self.fit_seconds, 3),
+            "resample_silhouette": self.resample_silhouette,
+            "resample_sd": self.resample_sd,
+            "resample_wins": self.resample_wins,
+            "within_noise": self.within_noise,
         }
 
 
@@ -132,6 +141,15 @@ def quality(X: np.ndarray, labels: np.ndarray, noise: str) -> tuple[float | None
         float(calinski_harabasz_score(X, labels)),
         float(davies_bouldin_score(X, labels)),
     )
+
+
+def silhouette_of(X: np.ndarray, labels: np.ndarray, noise: str) -> float | None:
+    """The silhouette alone (what the selection resamples); None when fewer than two groups."""
+    X, labels = _scored_rows(X, labels, noise)
+    groups = len(np.unique(labels))
+    if groups < 2 or groups >= len(labels):
+        return None
+    return float(silhouette_score(X, labels))
 
 
 def stability(

@@ -36,7 +36,7 @@ from segmentation.io import tables
 from segmentation.model import registry, store
 from segmentation.serving import pyfunc
 from segmentation.train import candidates as candidates_table
-from segmentation.train import classifier, clustering, drivers, eda, lineage, personas, profiles
+from segmentation.train import classifier, clustering, drivers, eda, lineage, personas, profiles, selection
 from segmentation.train.preprocessing import ClusteringSpace, LogScaler
 from segmentation.train.sampling import driver_sample
 
@@ -132,13 +132,15 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     sample = _sample(spark, cfg, run_date, ensure_features, log)
     prepared = _transform(sample, cfg, log)
     candidates = _compare(sample, prepared.X, cfg, log)
-    winner = _choose(spark, cfg, run_date, version, candidates, len(prepared.X), log)
-    matched = _match(winner, sample, cfg, log)
+    current = _current_model(cfg, log)
+    chosen = _choose(spark, cfg, run_date, version, prepared.X, candidates, current[0], log)
+    winner = chosen.winner
+    matched = _match(winner, sample, current, cfg, log)
     fitted = _fit_forest(sample, matched.labels, cfg, log)
     explained = _explain(sample, prepared.scaled, matched, fitted, cfg, log)
     night = _night_counts(spark, cfg, run_date)
-    bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, winner, matched, fitted, explained, night)
-    report = _report(cfg, run_date, bundle, sample, prepared, matched, candidates, explained, night, log)
+    bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, chosen, matched, fitted, explained, night)
+    report = _report(cfg, run_date, bundle, sample, prepared, matched, candidates, explained, night, chosen, log)
     path = _save_model(spark, cfg, run_date, bundle, candidates, len(prepared.X), fitted, explained, matched, report,
                        log)
     registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log, hold)
@@ -218,31 +220,44 @@ def _compare(sample: pd.DataFrame, X: np.ndarray, cfg: Config, log) -> list[clus
 
 
 def _choose(
-    spark: SparkSession, cfg: Config, run_date: dt.date, version: str, candidates: list[clustering.Candidate],
-    rows: int, log,
-) -> clustering.Candidate:
-    """The winning candidate. With none passing, the candidates (and the MLflow run) are put on
-    record before the TrainingError goes up: no model is made."""
+    spark: SparkSession, cfg: Config, run_date: dt.date, version: str, X: np.ndarray,
+    candidates: list[clustering.Candidate], current: store.ModelBundle | None, log,
+) -> selection.Selection:
+    """The winning candidate, kept to the current model's structure unless another clears the
+    margin. With none passing, the candidates (and the MLflow run) are put on record before the
+    TrainingError goes up: no model is made."""
+    rows = len(X)
+    champion = selection.Structure.of_metrics(current.metrics) if current is not None else None
     try:
-        winner = clustering.choose(candidates, cfg.train.clustering.tie_tolerance)
+        with logs.step(log, "choose segmentation") as s:
+            chosen = selection.select(X, candidates, cfg.train.clustering, champion)
+            s.rows = rows
+            s.detail = f"{chosen.decision}: {chosen.sentence()}"
     except TrainingError as exc:
         _write_candidates(spark, cfg, version, run_date, candidates, rows, usable=False)
         if cfg.registry.enabled:  # no model to register, but the run and its candidates are on record
             registry.log_training(cfg, run_date, {"candidates": [c.record() for c in candidates], "sample_rows": rows},
                                   None, {"bundle_version": version}, str(exc))
         raise
+    winner = chosen.winner
+    for c in candidates:
+        if c.resample_silhouette is not None:
+            log.info("resampled %s: mean silhouette=%.4f sd=%.4f wins=%d/%d%s", c.name, c.resample_silhouette,
+                     c.resample_sd, c.resample_wins, chosen.resamples, " within noise" if c.within_noise else "")
     log.info(
-        "winner: %s silhouette=%s segments=%d stability=%s rule_agreement=%s purchase_type_ari=%s",
+        "winner: %s silhouette=%s segments=%d stability=%s rule_agreement=%s purchase_type_ari=%s decision=%s",
         winner.name, _fmt(winner.silhouette), winner.n_segments, _fmt(winner.stability),
-        _fmt(winner.rule_agreement), _fmt(winner.purchase_type_ari),
+        _fmt(winner.rule_agreement), _fmt(winner.purchase_type_ari), chosen.decision,
     )
-    return winner
+    return chosen
 
 
-def _match(winner: clustering.Candidate, sample: pd.DataFrame, cfg: Config, log) -> Matched:
-    """The winner's labels as stable ids: the current model's where a segment is found again."""
+def _match(winner: clustering.Candidate, sample: pd.DataFrame, current: tuple[store.ModelBundle | None, int],
+           cfg: Config, log) -> Matched:
+    """The winner's labels as stable ids: the current model's where a segment is found again.
+    `current`: the current model (None if none or unloadable) and the first unused id."""
     with logs.step(log, "match segment ids") as s:
-        current, floor = _current_model(cfg, log)
+        current, floor = current
         matching = _match_ids(winner.labels, sample, current, floor, cfg.train)
         labels = matching.relabel(winner.labels)
         s.rows = len(labels)
@@ -318,13 +333,13 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightC
 
 def _bundle(
     cfg: Config, run_date: dt.date, version: str, sample: pd.DataFrame, prepared: Prepared,
-    candidates: list[clustering.Candidate], winner: clustering.Candidate, matched: Matched, fitted: Fitted,
+    candidates: list[clustering.Candidate], chosen: selection.Selection, matched: Matched, fitted: Fitted,
     explained: Explained, night: NightCounts,
 ) -> store.ModelBundle:
     """Everything scoring, serving and the report need, with the train's metrics."""
     people = explained.people
     classes = [int(c) for c in fitted.forest.classes_]
-    metrics = _metrics(cfg, run_date, sample, prepared, candidates, winner, matched, fitted, explained)
+    metrics = _metrics(cfg, run_date, sample, prepared, candidates, chosen, matched, fitted, explained)
     return store.ModelBundle(
         version=version,
         feature_columns=list(FEATURE_COLUMNS),
@@ -348,7 +363,7 @@ def _bundle(
 
 def _metrics(
     cfg: Config, run_date: dt.date, sample: pd.DataFrame, prepared: Prepared, candidates: list[clustering.Candidate],
-    winner: clustering.Candidate, matched: Matched, fitted: Fitted, explained: Explained,
+    chosen: selection.Selection, matched: Matched, fitted: Fitted, explained: Explained,
 ) -> dict[str, Any]:
     """The train's figures: the bundle's metrics.json and the MLflow run's metrics."""
     tcfg, labels, people = cfg.train, matched.labels, explained.people
@@ -360,7 +375,8 @@ def _metrics(
         "transform": tcfg.transform.kind,
         "clustering_space": {"kind": tcfg.space.kind, "weights": prepared.space.weights_},
         "candidates": [c.record() for c in candidates],
-        "winner": winner.record(),
+        "winner": chosen.winner.record(),
+        "selection": chosen.record(),
         "forest": fitted.report.record(),
         "usable": fitted.usable,
         "segment_sizes": {str(k): int(v) for k, v in zip(segments, sizes)},
@@ -373,14 +389,15 @@ def _metrics(
 
 def _report(
     cfg: Config, run_date: dt.date, bundle: store.ModelBundle, sample: pd.DataFrame, prepared: Prepared,
-    matched: Matched, candidates: list[clustering.Candidate], explained: Explained, night: NightCounts, log,
+    matched: Matched, candidates: list[clustering.Candidate], explained: Explained, night: NightCounts,
+    chosen: selection.Selection, log,
 ) -> Callable | None:
     """What writes the report into the bundle's folder as it is saved (None: `train.explain.report` off)."""
     if not cfg.train.explain.report:
         return None
     column_profile = eda.column_profile(sample, FEATURE_COLUMNS, night.missing, night.rows_read)
     inputs = report_inputs(bundle, run_date, sample, prepared.X, matched.labels, candidates, explained.people,
-                           column_profile, cfg.train.clustering)
+                           column_profile, cfg.train.clustering, chosen.sentence())
     return _report_writer(inputs, log)
 
 
@@ -433,6 +450,7 @@ def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, r
         "sample_rows": bundle.metrics["sample_rows"],
         "code_version": registry.code_version(),
         "bundle_version": bundle.version,
+        **{f"selection.{k}": v for k, v in bundle.metrics["selection"].items() if v is not None},
         **{f"library.{k}": v for k, v in bundle.library_versions.items()},
     }
 
@@ -482,7 +500,7 @@ def _keep_names(people: dict, matching: lineage.Matching, current) -> None:
         taken.add(people[segment].name)
 
 
-def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg):
+def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg, chosen=""):
     """Everything the report draws, computed once from the training sample (`labels`: stable ids)."""
     from segmentation.report.inputs import ReportInputs
 
@@ -514,8 +532,9 @@ def report_inputs(bundle, run_date, sample, X, labels, candidates, people, colum
         forest=bundle.metrics["forest"],
         candidates=frame[
             ["algorithm", "params", "n_segments", "silhouette", "stability", "rule_agreement", "purchase_type_ari",
-             "passed", "reason", "chosen"]
-        ].astype({"silhouette": float, "stability": float, "rule_agreement": float, "purchase_type_ari": float}),
+             "passed", "reason", "chosen", "resample_silhouette", "resample_wins", "within_noise"]
+        ].astype({"silhouette": float, "stability": float, "rule_agreement": float, "purchase_type_ari": float,
+                  "resample_silhouette": float, "resample_wins": float}),
         segments=segments,
         sample=plot_sample,
         distribution_columns=list(DISTRIBUTION_COLUMNS),
@@ -527,6 +546,7 @@ def report_inputs(bundle, run_date, sample, X, labels, candidates, people, colum
         correlation=eda.correlation(sample, FEATURE_COLUMNS),
         key_features=list(KEY_FEATURES),
         rule_threshold=ccfg.guardrails.max_rule_agreement,
+        selection=chosen,
     )
 
 
