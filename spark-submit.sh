@@ -28,7 +28,8 @@ export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
 spark_args=(); job_args=(); files=(); master=""; conf_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--set|--input|--run-date|--rows|--seed|--output|--format|--partitions|--model-version|--version)
+    --profile|--set|--input|--run-date|--rows|--seed|--output|--format|--partitions|--model-version|--version|\
+    --nights|--movement|--move-share|--departure-share|--arrival-share|--drift-from|--drift-scale)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       job_args+=("$1" "$2"); shift 2 ;;
     --config)
@@ -37,7 +38,8 @@ while [ $# -gt 0 ]; do
     --conf-dir)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       conf_dir="$2"; shift 2 ;;
-    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
+    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|\
+    --nights=*|--movement=*|--move-share=*|--departure-share=*|--arrival-share=*|--drift-from=*|--drift-scale=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
       job_args+=("$1"); shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }

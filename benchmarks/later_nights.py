@@ -1,8 +1,9 @@
 """Later nights at scale: what publishing a night costs when segments_current already holds everyone.
 
 Three nights of one generated population: the first (everyone new), the same input again (no
-membership change), and one where a share of the customers take another customer's behaviour
-(they move segment). For each: the seconds of features, score and each publication step, the
+membership change), and the generator's next night with only profile switches (`--movers` of the
+customers take a profile of another archetype, so most move segment; no other movement, departure
+or arrival). For each: the seconds of features, score and each publication step, the
 segment events, and the change-feed rows of segments_current. Then the MERGE this product ran
 before (every customer of the night against the whole table) on the last night, side by side.
 
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from jobs import common
@@ -31,25 +31,15 @@ from segmentation.downstream import current
 from segmentation.features.stage import run_features
 from segmentation.io import tables
 from segmentation.score.stage import run_score
-from segmentation.synthetic.generator import generate_customers, write_customers
+from segmentation.synthetic import generator
 from segmentation.train.stage import run_train
 
 NIGHTS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 
 
-def _movers(spark, source: Path, target: Path, share: float, seed: int) -> int:
-    """Writes `source` with `share` of the customers given another customer's values; returns how many."""
-    df = spark.read.parquet(str(source))
-    values = [c for c in df.columns if c != ID_COLUMN]
-    chosen = df.where(F.rand(seed) < share).select(ID_COLUMN)
-    numbered = chosen.withColumn("k", F.row_number().over(Window.orderBy(F.rand(seed + 1))))
-    donors = (df.where(F.rand(seed + 2) < share).withColumn("k", F.row_number().over(Window.orderBy(F.rand(seed + 3))))
-              .select("k", *[F.col(c).alias(f"d_{c}") for c in values]))
-    swapped = numbered.join(donors, "k").drop("k")
-    out = df.join(swapped, ID_COLUMN, "left").select(
-        ID_COLUMN, *[F.coalesce(F.col(f"d_{c}"), F.col(c)).alias(c) for c in values])
-    out.write.mode("overwrite").parquet(str(target))
-    return swapped.count()
+def _movers_night(args: argparse.Namespace) -> generator.NightParams:
+    """The generator's night 2 of the population with profile switches alone: what moves is who moves."""
+    return generator.NightParams(movement=0.0, move_share=args.movers, departure_share=0.0, arrival_share=0.0)
 
 
 def _old_merge(spark, night, ref: tables.TableRef, run_date: dt.date, previous_date: dt.date) -> None:
@@ -107,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = config(first)
     spark = common.spark_session(cfg)
+    params = _movers_night(args)
     with compiled_for_generation(spark):
-        write_customers(generate_customers(spark, args.rows, args.seed), str(first), "parquet")
-    movers = _movers(spark, first, moved, args.movers, args.seed)
+        generator.write_customers(generator.night(spark, args.rows, args.seed, 1, params), str(first), "parquet")
+        generator.write_customers(generator.night(spark, args.rows, args.seed, 2, params), str(moved), "parquet")
+    movers = generator.night_profiles(spark, args.rows, args.seed, 2, params).where(F.col("profile") == 1).count()
     ref = tables.table_ref(cfg.tables, cfg.tables.segments_current)
 
     merge_seconds: list[float] = []
@@ -141,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         last_before = before
         nights.append({
             "run_date": run_date.isoformat(),
-            "input": ["generated", "the same input again", f"{movers} customers given another's values"][i],
+            "input": ["generated", "the same input again", f"{movers} customers given another archetype's profile"][i],
             "features_s": round(features_s, 2),
             "score_and_publish_s": round(score_s, 2),
             "segments_current_s": round(sum(merge_seconds), 2),

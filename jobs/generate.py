@@ -1,4 +1,5 @@
-"""`generate` job: synthetic customers in the raw table's schema, written as Parquet or Delta.
+"""`generate` job: synthetic customers in the raw table's schema, written as Parquet or Delta;
+with `--nights K`, nights 1..K of one population, each in its own folder (`OUTPUT/night=n`).
 
 It takes the shared job options (`--profile`, `--set`, `--conf-dir`, ... for the session) plus its
 own, so it has a small main of its own instead of `common.main`, whose `run` sees no arguments.
@@ -13,8 +14,17 @@ from pathlib import Path
 
 from jobs import common
 from segmentation.core import logs
-from segmentation.core.errors import AccountingError, SegmentationError
-from segmentation.synthetic.generator import ROWS_PER_PARTITION, WRITE_FORMATS, generate_customers, write_customers
+from segmentation.core.errors import AccountingError, ArgumentError, SegmentationError
+from segmentation.synthetic.generator import (
+    ROWS_PER_PARTITION,
+    WRITE_FORMATS,
+    NightParams,
+    generate_customers,
+    night,
+    night_path,
+    night_size,
+    write_customers,
+)
 
 # The generator's columns compile to one Java method over HotSpot's 8,000-byte JIT limit, so with
 # Spark's default limit (64 KB) it runs as interpreted bytecode. At 8,000 Spark evaluates that stage
@@ -46,6 +56,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partitions", type=int, default=None,
                    help=f"output partitions (default: one per {ROWS_PER_PARTITION:,} rows, "
                    "at least Spark's default parallelism)")
+    d = NightParams()
+    p.add_argument("--nights", type=int, default=None,
+                   help="write nights 1..K of one population, each to OUTPUT/night=n (default: one table at OUTPUT)")
+    p.add_argument("--movement", type=float, default=d.movement,
+                   help=f"with --nights: day-over-day spread of balances and payments, sd of the log (default: {d.movement})")
+    p.add_argument("--move-share", type=float, default=d.move_share,
+                   help=f"with --nights: share of customers switching profile each night (default: {d.move_share})")
+    p.add_argument("--departure-share", type=float, default=d.departure_share,
+                   help=f"with --nights: share of customers leaving each night (default: {d.departure_share})")
+    p.add_argument("--arrival-share", type=float, default=d.arrival_share,
+                   help=f"with --nights: new customers each night, as a share of --rows (default: {d.arrival_share})")
+    p.add_argument("--drift-from", type=int, default=None,
+                   help="with --nights: from this night on, every money column times --drift-scale (default: no drift)")
+    p.add_argument("--drift-scale", type=float, default=d.drift_scale,
+                   help=f"with --drift-from: the factor (default: {d.drift_scale})")
+
+
+def _night_params(args: argparse.Namespace) -> NightParams | None:
+    """The nights' parameters with --nights, else None (one table, as before --nights existed)."""
+    if args.nights is None:
+        return None
+    if args.nights < 1:
+        raise ArgumentError(f"--nights must be 1 or more, got {args.nights}")
+    return NightParams(movement=args.movement, move_share=args.move_share, departure_share=args.departure_share,
+                       arrival_share=args.arrival_share, drift_from=args.drift_from, drift_scale=args.drift_scale)
+
+
+def _write(spark, args: argparse.Namespace, path: str, df, expected: int, step: str) -> int:
+    """Writes one table, counts it back, and fails the job if it does not hold the rows it should."""
+    with compiled_for_generation(spark), logs.step(logs.get("generate"), step) as s:
+        write_customers(df, path, args.format)
+        s.rows = written = spark.read.format(args.format).load(path).count()
+        s.detail = f"seed={args.seed} format={args.format} output={path}"
+    if written != expected:
+        raise AccountingError(f"generate: {path} should hold {expected} rows but holds {written}")
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     output = args.output if "://" in args.output else str(Path(args.output).resolve())
     try:
+        params = _night_params(args)
         cfg, _ = common.load(args)
         spark = common.spark_session(cfg)
-        with compiled_for_generation(spark), logs.step(logs.get("generate"), "generate customers") as s:
-            write_customers(generate_customers(spark, args.rows, args.seed, args.partitions), output, args.format)
-            s.rows = written = spark.read.format(args.format).load(output).count()
-            s.detail = f"seed={args.seed} format={args.format} output={output}"
-        if written != args.rows:
-            raise AccountingError(f"generate: asked for {args.rows} rows but {output} holds {written}")
+        if params is None:
+            written = _write(spark, args, output, generate_customers(spark, args.rows, args.seed, args.partitions),
+                             args.rows, "generate customers")
+        else:
+            written = 0
+            for n in range(1, args.nights + 1):
+                expected = night_size(spark, args.rows, args.seed, n, params)
+                df = night(spark, args.rows, args.seed, n, params, args.partitions)
+                written += _write(spark, args, night_path(output, n), df, expected, f"generate night {n}")
     except SegmentationError as exc:
         log.error("generate FAILED (%s): %s", type(exc).__name__, exc)
         return exc.exit_code

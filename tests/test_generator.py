@@ -1,8 +1,10 @@
-"""The synthetic customer generator: the raw table's contract, and a likeness the model sees."""
+"""The synthetic customer generator: the raw table's contract, and a likeness the model sees; its
+nights: movement, profile switches, departures, arrivals and drift, each night on its own."""
 
 import datetime as dt
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import BUNDLED_CSV, PROJECT
@@ -12,9 +14,19 @@ from jobs import generate as generate_job
 from segmentation.core.columns import RAW_SCHEMA
 from segmentation.core.config import load_config
 from segmentation.core.errors import ArgumentError
+from segmentation.features import contract
 from segmentation.features.stage import run_features
 from segmentation.score.stage import run_score
-from segmentation.synthetic.generator import generate_customers, write_customers
+from segmentation.synthetic.generator import (
+    MAX_DRIFT_SCALE,
+    NightParams,
+    generate_customers,
+    night,
+    night_path,
+    night_profiles,
+    night_size,
+    write_customers,
+)
 from segmentation.train.stage import run_train
 
 ROWS = 20_000
@@ -55,9 +67,14 @@ def test_schema_is_the_raw_contract(generated):
 
 def test_values_keep_the_data_contract(frame, real):
     assert len(frame) == ROWS
+    _assert_valid(frame)
+    assert not set(frame.CUST_ID) & set(real.CUST_ID)
+
+
+def _assert_valid(frame):
+    """The generator's promises on one table: the contract's ranges and the columns consistent."""
     assert frame.CUST_ID.is_unique
     assert frame.CUST_ID.str.fullmatch(r"G\d{9}").all()
-    assert not set(frame.CUST_ID) & set(real.CUST_ID)
     assert frame.drop(columns="MINIMUM_PAYMENTS").notna().all().all()
     assert (frame[MONEY].fillna(0) >= 0).all().all()
     assert frame[SHARES].apply(lambda c: c.between(0, 1)).all().all()
@@ -189,3 +206,122 @@ def test_generated_customers_are_as_hard_to_segment_as_the_real_ones(spark, tmp_
     f1_close, size_close = forests.within_targets(real, generated)
     assert f1_close, (real, generated)
     assert size_close, (real, generated)
+
+
+# ---------------------------------------------------------------------------------------------
+# nights
+
+NIGHT_ROWS = 5_000
+MOVING = NightParams(movement=0.02, move_share=0.05, departure_share=0.02, arrival_share=0.03)
+DRIFTING = NightParams(movement=0.02, move_share=0.05, departure_share=0.02, arrival_share=0.03, drift_from=3,
+                       drift_scale=1.5)
+
+
+@pytest.fixture(scope="module")
+def nights(spark):
+    """Nights 1-3 of one population with everything on, drift from night 3, as pandas by CUST_ID."""
+    return {n: night(spark, NIGHT_ROWS, SEED, n, DRIFTING).toPandas().set_index("CUST_ID") for n in (1, 2, 3)}
+
+
+@pytest.fixture(scope="module")
+def profiles(spark):
+    return {n: night_profiles(spark, NIGHT_ROWS, SEED, n, MOVING).toPandas().set_index("CUST_ID") for n in (1, 2, 3)}
+
+
+def test_a_night_is_the_same_whoever_asks_and_night_one_is_the_population(spark):
+    def rows(n, params, partitions=None):
+        return sorted(night(spark, 2_000, SEED, n, params, partitions).collect())
+
+    four = rows(4, MOVING, 1)
+    assert rows(4, MOVING, 3) == four  # exactly, whatever the partitioning, and without nights 1-3
+    assert night_size(spark, 2_000, SEED, 4, MOVING) == len(four)
+    assert rows(1, MOVING) == sorted(generate_customers(spark, 2_000, SEED).collect())
+
+
+def test_each_night_keeps_the_data_contract(spark, nights):
+    for n, frame in nights.items():
+        _assert_valid(frame.reset_index())
+    cfg = load_config(PROJECT / "conf", ["local"], []).contract
+    drifted = spark.createDataFrame(nights[3].reset_index(), schema=RAW_SCHEMA)  # everything on, drift too
+    checked = contract.check_rows(drifted, cfg, nullable=["MINIMUM_PAYMENTS"])
+    assert checked.where(F.size(contract.REASONS) > 0).count() == 0
+
+
+def test_balances_and_payments_move_a_little_from_night_to_night(nights, profiles):
+    one, two = nights[1], nights[2]  # drift starts on night 3; DRIFTING switches the profiles MOVING does
+    both = one.index.intersection(two.index)
+    kept = both[profiles[1].loc[both, "profile"].values == profiles[2].loc[both, "profile"].values]
+    a, b = one.loc[kept], two.loc[kept]
+    for column in ["BALANCE", "PAYMENTS"]:
+        moving = a[column] > 0
+        log_ratio = np.log(b[column][moving] / a[column][moving])
+        assert (b[column][~moving] == 0).all(), column  # zero stays zero: the frequencies stay consistent
+        assert (log_ratio != 0).mean() > 0.95, column
+        assert log_ratio.abs().max() < 0.2 and 0.005 < log_ratio.std() < 0.04, (column, log_ratio.describe())
+    for column in ["PURCHASES", "CASH_ADVANCE", "PURCHASES_TRX", "PRC_FULL_PAYMENT"]:
+        assert (a[column] == b[column]).all(), column
+
+
+def test_the_configured_share_of_customers_switches_to_another_archetype(profiles):
+    for n in (2, 3):
+        before, after = profiles[n - 1], profiles[n]
+        both = before.index.intersection(after.index)
+        switched = before.loc[both, "profile"] != after.loc[both, "profile"]
+        changed = before.loc[both, "archetype"] != after.loc[both, "archetype"]
+        assert (switched == changed).all()  # a switch always lands in another archetype
+        assert changed.mean() == pytest.approx(MOVING.move_share, abs=0.01)
+    shares = [profiles[n].archetype.value_counts(normalize=True) for n in (1, 3)]
+    assert (shares[0] - shares[1]).abs().max() < 0.03  # the population's mix stays
+
+
+def test_departures_and_arrivals_are_the_configured_shares(spark, profiles):
+    seen = set(profiles[1].index)
+    for n in (2, 3):
+        before, after = set(profiles[n - 1].index), set(profiles[n].index)
+        departed, arrived = before - after, after - before
+        assert len(departed) / len(before) == pytest.approx(MOVING.departure_share, abs=0.006)
+        assert len(arrived) == round(MOVING.arrival_share * NIGHT_ROWS)
+        assert all(pd.Series(sorted(arrived)).str.fullmatch(r"G\d{9}"))
+        assert not arrived & seen  # new ids, never a departed customer's
+        assert min(arrived) > max(before)
+        seen |= after
+        assert len(after) == night_size(spark, NIGHT_ROWS, SEED, n, MOVING)
+
+
+def test_drift_starts_on_its_night(spark, nights):
+    undrifted = NightParams(movement=0.02, move_share=0.05, departure_share=0.02, arrival_share=0.03)
+    two = night(spark, NIGHT_ROWS, SEED, 2, undrifted).toPandas().set_index("CUST_ID")
+    pd.testing.assert_frame_equal(nights[2].sort_index(), two.sort_index())  # nothing before drift_from
+    three = night(spark, NIGHT_ROWS, SEED, 3, undrifted).toPandas().set_index("CUST_ID")
+    drifted = nights[3].loc[three.index]
+    for column in ["BALANCE", "CASH_ADVANCE", "CREDIT_LIMIT", "PAYMENTS", "ONEOFF_PURCHASES"]:
+        large = three[column] >= 10  # far from the rounding of the cents
+        ratio = drifted[column][large] / three[column][large]
+        assert large.mean() > 0.3 and ((ratio - 1.5).abs() < 1e-3).all(), column  # each amount times the scale
+    assert (drifted.TENURE == three.TENURE).all() and (drifted.PURCHASES_FREQUENCY == three.PURCHASES_FREQUENCY).all()
+
+
+def test_bad_night_arguments_are_named_errors(spark):
+    with pytest.raises(ArgumentError, match="move_share"):
+        NightParams(move_share=1.5)
+    with pytest.raises(ArgumentError, match="drift_from"):
+        NightParams(drift_from=0)
+    with pytest.raises(ArgumentError, match="drift_scale"):
+        NightParams(drift_scale=MAX_DRIFT_SCALE * 2)
+    with pytest.raises(ArgumentError, match="night"):
+        night(spark, 10, SEED, 0)
+
+
+def test_generate_job_writes_one_folder_per_night(spark, tmp_path, lake):
+    output = tmp_path / "nights"
+    args = ["--rows", "800", "--seed", "3", "--nights", "3", "--output", str(output), "--move-share", "0.1",
+            "--departure-share", "0.05", "--arrival-share", "0.05", "--drift-from", "3", *lake]
+    assert generate_job.main(args) == 0
+    params = NightParams(move_share=0.1, departure_share=0.05, arrival_share=0.05, drift_from=3)
+    for n in (1, 2, 3):
+        written = spark.read.parquet(night_path(str(output), n))
+        assert written.columns == [f.name for f in RAW_SCHEMA.fields]  # no `night` column read from the path
+        assert sorted(written.collect()) == sorted(night(spark, 800, 3, n, params).collect())
+    assert generate_job.main(["--rows", "10", "--nights", "2", "--move-share", "2", "--output",
+                              str(tmp_path / "never"), *lake]) == 2
+    assert not (tmp_path / "never").exists()

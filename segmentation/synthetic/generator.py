@@ -146,6 +146,7 @@ _CHOLESKY = [np.linalg.cholesky(np.array(LATENT_CORRELATIONS[a.name], dtype=floa
 # Hash streams: one per independent uniform a row needs.
 _ARCHETYPE_STREAM, _MISSING_STREAM, _NORMAL_STREAMS = 0, 1, 2
 _ARCHETYPE, _MISSING_DRAW = "_archetype", "_missing_draw"
+_KEY = "_key"  # what a row's draws hash: its id, or another key for the same id's other profile
 
 
 def generate_customers(spark: SparkSession, rows: int, seed: int, partitions: int | None = None) -> DataFrame:
@@ -154,14 +155,30 @@ def generate_customers(spark: SparkSession, rows: int, seed: int, partitions: in
     Spark's default parallelism."""
     if rows < 0:
         raise ArgumentError(f"rows must be 0 or more, got {rows}")
+    ids = spark.range(0, rows, 1, _partitions(spark, rows, partitions)).withColumn(_KEY, F.col("id"))
+    keyed = ids.withColumn(_ARCHETYPE, _archetype(_uniform(seed, _ARCHETYPE_STREAM)))
+    return _raw(_customers(keyed, seed))
+
+
+def _raw(customers: DataFrame) -> DataFrame:
+    return customers.select(*[F.col(f.name).cast(f.dataType) for f in RAW_SCHEMA.fields])
+
+
+def _partitions(spark: SparkSession, rows: int, partitions: int | None) -> int:
     if partitions is not None and partitions < 1:
         raise ArgumentError(f"partitions must be 1 or more, got {partitions}")
     if partitions is None:
         partitions = max(spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION))
+    return partitions
+
+
+def _customers(keyed: DataFrame, seed: int) -> DataFrame:
+    """`id`, the behaviour columns and CUST_ID of each row of `keyed` (`id`, `_key`, `_archetype`):
+    every draw but the archetype hashes `_key`, so one id can have more than one profile."""
     normals = _standard_normals(seed, len(LATENT))
-    draws = spark.range(0, rows, 1, partitions).select(
+    draws = keyed.select(
         "id",
-        _archetype(_uniform(seed, _ARCHETYPE_STREAM)).alias(_ARCHETYPE),
+        _ARCHETYPE,
         _uniform(seed, _MISSING_STREAM).alias(_MISSING_DRAW),
         *[n.alias(f"_e{j}") for j, n in enumerate(normals)],
     )
@@ -171,10 +188,9 @@ def generate_customers(spark: SparkSession, rows: int, seed: int, partitions: in
         _MISSING_DRAW,
         *[_correlated(j).alias(_latent(name)) for j, name in enumerate(LATENT)],
     )
-    customers = latent.transform(_behaviour).withColumn(
+    return latent.transform(_behaviour).withColumn(
         ID_COLUMN, F.format_string(f"{ID_PREFIX}%0{ID_DIGITS}d", F.col("id"))
     )
-    return customers.select(*[F.col(f.name).cast(f.dataType) for f in RAW_SCHEMA.fields])
 
 
 def write_customers(df: DataFrame, path: str, fmt: str = "parquet") -> None:
@@ -185,21 +201,172 @@ def write_customers(df: DataFrame, path: str, fmt: str = "parquet") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# nights: one population, night after night
+
+
+@dataclass(frozen=True)
+class NightParams:
+    """How a generated population changes from one night to the next (night 1 is
+    `generate_customers`' population unchanged). Shares are per night.
+
+    movement: standard deviation of the log of each night's factor on BALANCE, PAYMENTS and
+        MINIMUM_PAYMENTS (drawn per customer and night from night 2 on: movement, not a walk);
+    move_share: of the customers of the night before, those whose whole profile switches to one
+        of another archetype (the next switch takes them back to their first);
+    departure_share: of the customers of the night before, those absent from this night on;
+    arrival_share: new customers each night from night 2 on, as a share of the first night's rows;
+    drift_from: from this night on, every money column times `drift_scale` (None: no drift).
+    """
+
+    movement: float = 0.02
+    move_share: float = 0.01
+    departure_share: float = 0.005
+    arrival_share: float = 0.005
+    drift_from: int | None = None
+    drift_scale: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name in ("movement", "move_share", "departure_share", "arrival_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ArgumentError(f"{name} must be in [0, 1], got {value}")
+        if self.drift_from is not None and self.drift_from < 1:
+            raise ArgumentError(f"drift_from must be a night, 1 or later, got {self.drift_from}")
+        if not 0.0 < self.drift_scale <= MAX_DRIFT_SCALE:
+            raise ArgumentError(f"drift_scale must be in (0, {MAX_DRIFT_SCALE:g}], got {self.drift_scale}")
+
+
+MAX_DRIFT_SCALE = 100.0  # keeps drifted amounts far inside the contract's float32 range
+# The second profile's draws hash id + this: above every id (ID_DIGITS keeps ids under 10**9).
+OTHER_PROFILE_KEY = 2**40
+# Hash streams of the nights, apart from the customers' own (0 to 2 + len(LATENT)).
+_DEPARTURE_STREAM, _PHASE_STREAM, _OTHER_ARCHETYPE_STREAM, _MOVEMENT_STREAMS = 1000, 1001, 1002, 1003
+_AGE, _PROFILE = "_age", "_profile"
+_OWN, _WIDTH, _START, _V = "_own", "_width", "_start", "_v"
+# Money columns a drift scales, with the decimals the generator rounds them to; PURCHASES is their sum.
+_DRIFTED = {"BALANCE": 6, "ONEOFF_PURCHASES": 2, "INSTALLMENTS_PURCHASES": 2, "CASH_ADVANCE": 6,
+            "CREDIT_LIMIT": 2, "PAYMENTS": 6, "MINIMUM_PAYMENTS": 6}
+
+
+def night(spark: SparkSession, rows: int, seed: int, n: int, params: NightParams = NightParams(),
+          partitions: int | None = None) -> DataFrame:
+    """Night `n` (from 1) of the population `generate_customers(spark, rows, seed)` starts, with
+    RAW_SCHEMA's columns: a function of (rows, seed, n, params) alone, so night 5 needs no night 1-4."""
+    population = _population(spark, rows, seed, n, params, partitions).transform(_with_archetype, seed)
+    keyed = population.select(
+        "id", (F.col("id") + F.col(_PROFILE) * OTHER_PROFILE_KEY).alias(_KEY), _ARCHETYPE)
+    customers = _customers(keyed, seed)
+    if n >= 2 and params.movement > 0:
+        customers = customers.transform(_moved, seed, n, params.movement)
+    if params.drift_from is not None and n >= params.drift_from:
+        customers = customers.transform(_drifted, params.drift_scale)
+    return _raw(customers)
+
+
+def night_size(spark: SparkSession, rows: int, seed: int, n: int, params: NightParams = NightParams()) -> int:
+    """How many customers night `n` holds, counted from the ids alone (no behaviour is generated)."""
+    return _population(spark, rows, seed, n, params, None).count()
+
+
+def night_profiles(spark: SparkSession, rows: int, seed: int, n: int, params: NightParams = NightParams()) -> DataFrame:
+    """CUST_ID, `archetype` (its name) and `profile` (0 the first, 1 the other) of night `n`'s
+    customers: who moved between two nights, without scoring them."""
+    names = F.array(*[F.lit(a.name) for a in ARCHETYPES])
+    population = _population(spark, rows, seed, n, params, None).transform(_with_archetype, seed)
+    return population.select(
+        F.format_string(f"{ID_PREFIX}%0{ID_DIGITS}d", F.col("id")).alias(ID_COLUMN),
+        F.element_at(names, F.col(_ARCHETYPE)).alias("archetype"),
+        F.col(_PROFILE).cast("int").alias("profile"),
+    )
+
+
+def night_path(output: str, n: int) -> str:
+    """Night `n`'s folder under `output`: `output/night=n`, a table each night's `--input` reads."""
+    return f"{output.rstrip('/')}/night={n}"
+
+
+def _population(spark: SparkSession, rows: int, seed: int, n: int, params: NightParams,
+                partitions: int | None) -> DataFrame:
+    """`id`, `_age` (nights since arrival) and `_profile` of night `n`'s customers.
+
+    Ids 0..rows-1 arrive on night 1, then round(arrival_share * rows) new ids each night. A
+    customer is there `age` nights after arriving with probability (1 - departure_share) ** age
+    (one uniform each, so once gone, gone). The profile flips each time q * age + phase, with the
+    phase uniform per customer, passes an integer: a share q of customers flips each night.
+    """
+    if rows < 0:
+        raise ArgumentError(f"rows must be 0 or more, got {rows}")
+    if n < 1:
+        raise ArgumentError(f"night must be 1 or later, got {n}")
+    per_night = round(params.arrival_share * rows)
+    ids = rows + (n - 1) * per_night
+    if ids > 10**ID_DIGITS:
+        raise ArgumentError(f"night {n} would need {ids} ids, more than {ID_DIGITS} digits hold")
+    population = spark.range(0, ids, 1, _partitions(spark, ids, partitions))
+    arrival = F.lit(1) if per_night == 0 else F.when(F.col("id") < rows, F.lit(1)).otherwise(
+        F.floor((F.col("id") - rows) / per_night) + 2)
+    aged = population.withColumn(_AGE, (F.lit(n) - arrival).cast("int"))
+    stays = _uniform(seed, _DEPARTURE_STREAM, F.col("id")) <= F.pow(F.lit(1.0 - params.departure_share), F.col(_AGE))
+    flips = F.floor(F.col(_AGE) * params.move_share + _uniform(seed, _PHASE_STREAM, F.col("id")))
+    return aged.where(stays).withColumn(_PROFILE, (flips % 2).cast("int"))
+
+
+def _with_archetype(population: DataFrame, seed: int) -> DataFrame:
+    """Adds `_archetype`: in the first profile the customer's own (as `generate_customers` draws
+    it), in the other one of another archetype, drawn with the others' weights (the own one's
+    interval taken out of u). Each step is a column of its own, so no draw is repeated in the plan."""
+    weights = np.array([a.weight for a in ARCHETYPES]) / sum(a.weight for a in ARCHETYPES)
+    starts = np.concatenate([[0.0], np.cumsum(weights)[:-1]])
+    own = population.withColumn(_OWN, _archetype(_uniform(seed, _ARCHETYPE_STREAM, F.col("id"))))
+    spread = own.withColumns({
+        _WIDTH: F.element_at(F.array(*[F.lit(float(w)) for w in weights]), F.col(_OWN)),
+        _START: F.element_at(F.array(*[F.lit(float(x)) for x in starts]), F.col(_OWN)),
+        _V: _uniform(seed, _OTHER_ARCHETYPE_STREAM, F.col("id")),
+    }).withColumn(_V, F.col(_V) * (1.0 - F.col(_WIDTH)))
+    other = spread.withColumn(_V, F.when(F.col(_V) >= F.col(_START), F.col(_V) + F.col(_WIDTH)).otherwise(F.col(_V)))
+    chosen = F.when(F.col(_PROFILE) == 1, _archetype(F.col(_V))).otherwise(F.col(_OWN))
+    return other.withColumn(_ARCHETYPE, chosen).drop(_OWN, _WIDTH, _START, _V)
+
+
+def _moved(customers: DataFrame, seed: int, n: int, movement: float) -> DataFrame:
+    """Balances and payments times exp(movement * z), z drawn per customer and night; zero stays zero."""
+    balance, payments = (F.exp(z * movement) for z in _standard_normals(seed, 2, _MOVEMENT_STREAMS, F.col("id"), F.lit(n)))
+    return customers.withColumns({
+        "BALANCE": _scaled(F.col("BALANCE"), balance, 6, F.col("CREDIT_LIMIT") * USAGE_MAX),
+        "PAYMENTS": _scaled(F.col("PAYMENTS"), payments, 6, F.lit(AMOUNT_CAP)),
+        "MINIMUM_PAYMENTS": _scaled(F.col("MINIMUM_PAYMENTS"), payments, 6, F.lit(AMOUNT_CAP)),
+    })
+
+
+def _drifted(customers: DataFrame, scale: float) -> DataFrame:
+    """Every money column times `scale`, PURCHASES again the sum of its parts."""
+    drifted = customers.withColumns({c: _scaled(F.col(c), F.lit(scale), d) for c, d in _DRIFTED.items()})
+    return drifted.withColumn("PURCHASES", F.round(F.col("ONEOFF_PURCHASES") + F.col("INSTALLMENTS_PURCHASES"), 2))
+
+
+def _scaled(amount: Column, factor: Column, decimals: int, cap: Column | None = None) -> Column:
+    """amount * factor as `_money` rounds it, at most `cap`; a missing amount stays missing."""
+    value = amount * factor if cap is None else F.least(amount * factor, cap)
+    return F.when(amount.isNull(), F.lit(None).cast("double")).otherwise(_money(value, decimals))
+
+
+# ---------------------------------------------------------------------------------------------
 # randomness
 
 
-def _uniform(seed: int, stream: int) -> Column:
-    """Uniform in (0, 1) from the top 53 bits of xxhash64(seed, stream, id)."""
-    bits = F.shiftrightunsigned(F.xxhash64(F.lit(seed).cast("long"), F.lit(stream), F.col("id")), 11)
+def _uniform(seed: int, stream: int, *keys: Column) -> Column:
+    """Uniform in (0, 1) from the top 53 bits of xxhash64(seed, stream, keys), by default the row's `_key`."""
+    keys = keys or (F.col(_KEY),)
+    bits = F.shiftrightunsigned(F.xxhash64(F.lit(seed).cast("long"), F.lit(stream), *keys), 11)
     return (bits.cast("double") + 0.5) / float(2**53)
 
 
-def _standard_normals(seed: int, count: int) -> list[Column]:
-    """Independent N(0, 1) draws by Box-Muller, two per pair of uniforms."""
+def _standard_normals(seed: int, count: int, stream: int = _NORMAL_STREAMS, *keys: Column) -> list[Column]:
+    """Independent N(0, 1) draws by Box-Muller, two per pair of uniforms from `stream` on."""
     normals: list[Column] = []
     for pair in range((count + 1) // 2):
-        radius = F.sqrt(F.log(_uniform(seed, _NORMAL_STREAMS + 2 * pair)) * -2.0)
-        angle = _uniform(seed, _NORMAL_STREAMS + 2 * pair + 1) * (2 * math.pi)
+        radius = F.sqrt(F.log(_uniform(seed, stream + 2 * pair, *keys)) * -2.0)
+        angle = _uniform(seed, stream + 2 * pair + 1, *keys) * (2 * math.pi)
         normals += [radius * F.cos(angle), radius * F.sin(angle)]
     return normals[:count]
 
