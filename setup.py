@@ -51,6 +51,7 @@ setup(
             "segmentation-generate=jobs.generate:main",
             "segmentation-report=jobs.report:main",
             "segmentation-promote=jobs.promote:main",
+            "segmentation-maintain=jobs.maintain:main",
         ]
     },
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote
+# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote | maintain
 #
 # Job options (--profile, --set, --input, --run-date, --config, --conf-dir, --retrain) go to the
 # job; everything else (--master, --conf, --executor-memory, ...) goes to spark-submit. With no
@@ -10,8 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JOB="${1:-}"
 case "$JOB" in
-  features|train|score|nightly|generate|report|promote) shift ;;
-  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote} [job options] [spark-submit options]" >&2; exit 2 ;;
+  features|train|score|nightly|generate|report|promote|maintain) shift ;;
+  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote|maintain} [job options] [spark-submit options]" >&2; exit 2 ;;
 esac
 
 VENV="${SEGMENTATION_VENV:-$ROOT/.venv}"

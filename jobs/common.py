@@ -18,7 +18,7 @@ from typing import Any, Callable
 from segmentation.core import logs
 from segmentation.core.config import Config, load_config, resolve_path
 from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, RunCancelled, SegmentationError
-from segmentation.io import runs
+from segmentation.io import maintenance, runs
 from segmentation.io.tables import parse_run_date
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -152,11 +152,16 @@ def spark_session(cfg: Config):
 
 
 def session_settings(cfg: Config) -> dict[str, str]:
-    """What the config asks of the session, `spark.extra` last (it may override the others)."""
+    """What the config asks of the session, `spark.extra` last (it may override the others).
+
+    The retention defaults give every table the jobs create its log and deleted-file retention
+    (`maintain.*`) from its first commit, whichever write creates it.
+    """
     return {
         "spark.sql.session.timeZone": SESSION_TIME_ZONE,
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.sql.maxConcurrentOutputFileWriters": str(cfg.spark.concurrent_output_writers),
+        **maintenance.default_properties(cfg.maintain),
         **cfg.spark.extra,
     }
 

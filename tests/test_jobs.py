@@ -79,11 +79,15 @@ def test_the_configs_spark_settings_are_applied_to_a_reused_session(spark, segme
         assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "2"  # writes open files, never sort
         assert spark.conf.get("spark.sql.ansi.enabled") == "false"
         assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+        # Tables the job creates get their retention from their first commit (docs/tables.md, maintenance).
+        assert spark.conf.get("spark.databricks.delta.properties.defaults.logRetentionDuration") == "interval 30 days"
+        assert spark.conf.get("spark.databricks.delta.properties.defaults.deletedFileRetentionDuration") == (
+            "interval 168 hours")
         # A static setting cannot change in a running session: said, not silently dropped.
         assert spark.conf.get("spark.sql.warehouse.dir") != "/tmp/elsewhere"
         refused = [r.getMessage() for r in segmentation_log.records if r.levelno == logging.WARNING]
         assert any("spark.sql.warehouse.dir=/tmp/elsewhere not applied" in m for m in refused), refused
-        assert not any("shuffle" in m or "ansi" in m for m in refused)
+        assert not any("shuffle" in m or "ansi" in m or "Retention" in m for m in refused)
     finally:
         for key, value in previous.items():
             spark.conf.set(key, value)

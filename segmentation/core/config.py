@@ -96,6 +96,10 @@ with warnings.catch_warnings():
         models_dir: Text = "lakehouse/models"  # versioned model bundles and the LATEST pointer
 
 
+# The tables.* keys that name a Delta table (the others are where tables and models live).
+TABLE_KEYS = tuple(name for name in TablesConfig.model_fields if name not in ("root", "schema", "models_dir"))
+
+
 class SparkConfig(_Section):
     app_name: Text = "segmentation"
     master: Text = "local[*]"  # used only when the job builds its own session
@@ -363,6 +367,29 @@ class RunsConfig(_Section):
     stale_after_hours: float = Field(24.0, gt=0, le=24 * 366)
 
 
+class MaintainConfig(_Section):
+    # The `maintain` job (docs/tables.md, maintenance): compaction, VACUUM, retention, old models.
+    # VACUUM deletes the files no table version newer than this needs, so time travel reaches back
+    # this far. A dead night is put back by time travel to before its run's first commit, and the
+    # run stays RUNNING (its night untouched) up to runs.stale_after_hours; maintain sets dead
+    # nights aside before it vacuums. So this is at least runs.stale_after_hours (checked below).
+    # Whole hours: Delta rounds VACUUM's retention to the hour. Also each table's
+    # delta.deletedFileRetentionDuration.
+    vacuum_retention_hours: int = Field(168, ge=1)
+    # delta.logRetentionDuration: the commit history (DESCRIBE HISTORY, the change feed's versions);
+    # time travel needs the log as well as the files, so it covers vacuum_retention_hours.
+    log_retention_days: int = Field(30, ge=1)
+    # Bundle folders kept besides the champion, LATEST and every registered version's: the newest N.
+    keep_models: int = Field(5, ge=0)
+    # A `.tmp` staging entry untouched for this long belongs to a save that crashed.
+    staging_max_age_hours: float = Field(24.0, gt=0)
+    compact: bool = True  # OPTIMIZE (bin-packing) each table
+    vacuum: bool = True
+    tables: Many[Literal[TABLE_KEYS]] = []  # the tables.* keys to maintain; empty: every table
+    # VACUUM lists a table's files in this many tasks (Spark's default, 10000, is for huge tables).
+    listing_parallelism: Count = 16
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -376,6 +403,20 @@ class Config(_Section):
     drift: DriftConfig = DriftConfig()
     registry: RegistryConfig = RegistryConfig()
     runs: RunsConfig = RunsConfig()
+    maintain: MaintainConfig = MaintainConfig()
+
+    @model_validator(mode="after")
+    def _retention_covers_time_travel(self) -> "Config":
+        m = self.maintain
+        if m.vacuum_retention_hours < self.runs.stale_after_hours:
+            raise _relation("{vacuum} must be at least {stale}: a dead night is put back by time travel to before "
+                            "its run, which may stay RUNNING that long", vacuum=("maintain.vacuum_retention_hours",
+                            m.vacuum_retention_hours), stale=("runs.stale_after_hours", self.runs.stale_after_hours))
+        if m.log_retention_days * 24 < m.vacuum_retention_hours:
+            raise _relation("{log} must cover {vacuum}: time travel needs the log as well as the files",
+                            log=("maintain.log_retention_days", m.log_retention_days),
+                            vacuum=("maintain.vacuum_retention_hours", m.vacuum_retention_hours))
+        return self
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,3 +129,10 @@ def remove(spark: SparkSession, cfg: Config, run_date: dt.date) -> None:
     """The night was set aside and had never been published: it is no night at all."""
     if tables.exists(spark, ref(cfg)):
         _retried(lambda: tables.delta_table(spark, ref(cfg)).delete(F.col(RUN_DATE) == F.lit(run_date)))
+
+
+def move_current_version(spark: SparkSession, cfg: Config, old: int, new: int) -> None:
+    """`segments_current` went from `old` to `new` by maintenance alone (same rows): the night that
+    held it at `old` holds it at `new`, so the next night still applies only its events."""
+    if tables.exists(spark, ref(cfg)):
+        tables.update(spark, ref(cfg), F.col("current_version") == F.lit(old), {"current_version": F.lit(new)})

@@ -401,3 +401,25 @@ def bundle_folder(cfg: Config, version: str) -> str:
     with _mlflow(cfg) as client:
         return str(_version(client, cfg, int(version)).tags.get(BUNDLE_TAG) or "")
 
+
+
+# ---------------------------------------------------------------------------------------------
+# maintenance: which bundle folders the registry still needs
+
+
+def referenced_bundles(cfg: Config) -> set[str]:
+    """The bundle folders of every registered version (the champion's among them): never removed,
+    since `promote` may make any of them champion and scoring a pinned one reads it."""
+    if not _local_store_exists(cfg):
+        return set()
+    with _mlflow(cfg) as client:
+        if not _has_registered_model(client, cfg):
+            return set()
+        found: set[str] = set()
+        token = None
+        while True:
+            page = client.search_model_versions(f"name = '{cfg.registry.model_name}'", page_token=token)
+            found.update(str(v.tags.get(BUNDLE_TAG)) for v in page if v.tags.get(BUNDLE_TAG))
+            token = page.token
+            if not token:
+                return found

@@ -312,3 +312,66 @@ def check_features(bundle: ModelBundle, columns: list[str]) -> None:
         raise ModelError(
             f"model {bundle.version} expects feature column(s) the features table lacks: {', '.join(missing)}"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# housekeeping: old bundles and what crashed saves left
+
+
+def bundle_folders(models_dir: str) -> list[str]:
+    """The saved bundles' folder names, oldest first (names begin with their UTC time)."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file())
+
+
+def remove_bundle(models_dir: str, version: str) -> int:
+    """Deletes a bundle folder (never LATEST's); returns the bytes freed."""
+    path = folder(models_dir, version)
+    if version == latest(models_dir):
+        raise ModelError(f"refusing to remove {version}: LATEST names it")
+    freed = _size(path)
+    shutil.rmtree(path)
+    return freed
+
+
+def stale_staging(models_dir: str, max_age_seconds: float, now: float) -> list[Path]:
+    """What saves that crashed left: `.<name>.tmp` folders and files (`save`'s staging folder and
+    LATEST pointer, the report's files written aside) untouched for `max_age_seconds`. A save
+    still writing touches its staging entry, so a live one is younger."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _is_staging(p)]
+    for bundle in bundle_folders(models_dir):
+        found.extend(p for p in (root / bundle).rglob(".*.tmp") if _is_staging(p))
+    return [p for p in found if now - _newest_mtime(p) > max_age_seconds]
+
+
+def remove_staging(path: Path) -> int:
+    """Deletes a staging entry; returns the bytes freed."""
+    freed = _size(path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return freed
+
+
+def _is_staging(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def _newest_mtime(path: Path) -> float:
+    times = [path.stat().st_mtime]
+    if path.is_dir():
+        times.extend(p.stat().st_mtime for p in path.rglob("*"))
+    return max(times)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
