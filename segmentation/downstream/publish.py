@@ -18,11 +18,12 @@ from pyspark.sql import functions as F
 from segmentation.core import logs
 from segmentation.core.columns import RUN_DATE
 from segmentation.core.config import Config
-from segmentation.core.errors import AudienceError
+from segmentation.core.errors import AudienceError, FeaturesNotFoundError
 from segmentation.downstream import audiences, current, drift, shares
 from segmentation.downstream.events import events
 from segmentation.downstream.migrations import migrations
 from segmentation.io import nights, runs, tables
+from segmentation.model import registry
 from segmentation.model.store import ModelBundle
 
 OK, DRIFT = "ok", "drift"
@@ -240,3 +241,17 @@ def settle(spark: SparkSession, cfg: Config) -> list[dt.date]:
                     "as published before" if outcome == "restored" else "it had never been published")
         settled.append(night[RUN_DATE])
     return settled
+
+
+def refresh_audiences(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
+    """The audiences job: `run_date`'s audience tables again from its published tables, for an
+    audience added or changed since the night ran (the night itself refreshes them when published)."""
+    settle(spark, cfg)
+    published = nights.published(spark, cfg)
+    if run_date not in published:
+        raise FeaturesNotFoundError(f"night {run_date} is not published: run the nightly (or score) job for it first")
+    version = nights.get(spark, cfg, run_date)["model_version"]
+    if version and cfg.audiences:  # null: a night published before `nights` recorded its model
+        audiences.check_segments(cfg.audiences, registry.load(cfg, version).bundle.classes)
+    refreshed = audiences.refresh(spark, cfg, run_date, published, tables.new_write_tag("audiences"))
+    return {"tables": refreshed["tables"], "audiences": audiences.summary_text(refreshed["audiences"])}
