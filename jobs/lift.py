@@ -17,8 +17,9 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The shared parser validates --responses (and answers --help); this one only hands it to the stage.
     p = argparse.ArgumentParser(add_help=False)
-    _args(p)
+    p.add_argument("--responses", default=None)
     known, _ = p.parse_known_args(sys.argv[1:] if argv is None else argv)
     return run_job("lift", lambda spark, cfg, run_date: run_lift(spark, cfg, known.responses), argv, extra_args=_args)
 
