@@ -92,6 +92,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         values["input.source"] = source
     if getattr(args, "model_version", None):
         values["score.model_version"] = args.model_version
+    if getattr(args, "monitor_nights", None) is not None:
+        values["monitor.nights"] = args.monitor_nights
     if getattr(args, "retrain", False):
         values["train.retrain"] = True
     if getattr(args, "retrain_on_drift", False):
@@ -115,7 +117,10 @@ def _with_paths(cfg: Config, project: Path) -> Config:
         "root": resolve_path(cfg.tables.root, project),
         "models_dir": resolve_path(cfg.tables.models_dir, project),
     })
-    return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables})
+    monitor = cfg.monitor.model_copy(update={"output": resolve_path(cfg.monitor.output, project)}) \
+        if cfg.monitor.output else cfg.monitor
+    return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables,
+                                  "monitor": monitor})
 
 
 def spark_session(cfg: Config):

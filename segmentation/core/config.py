@@ -390,6 +390,13 @@ class MaintainConfig(_Section):
     listing_parallelism: Count = 16
 
 
+class MonitorConfig(_Section):
+    # The monitoring page (`report --nights N`, docs/how-it-works.md): the last `nights` published
+    # nights' shares, drift, migrations, quarantine, run durations and flags in one HTML file.
+    nights: Count = 30
+    output: Text = ""  # empty: monitor.html beside tables.models_dir (lakehouse/monitor.html locally)
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -404,6 +411,7 @@ class Config(_Section):
     registry: RegistryConfig = RegistryConfig()
     runs: RunsConfig = RunsConfig()
     maintain: MaintainConfig = MaintainConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _retention_covers_time_travel(self) -> "Config":
