@@ -92,6 +92,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         values["input.source"] = source
     if getattr(args, "model_version", None):
         values["score.model_version"] = args.model_version
+    if getattr(args, "monitor_nights", None) is not None:
+        values["monitor.nights"] = args.monitor_nights
     if getattr(args, "retrain", False):
         values["train.retrain"] = True
     if getattr(args, "retrain_on_drift", False):
@@ -117,8 +119,10 @@ def _with_paths(cfg: Config, project: Path) -> Config:
     })
     audiences = [a.model_copy(update={"exclude": _resolved_source(a.exclude, project)}) for a in cfg.audiences]
     lift = cfg.lift.model_copy(update={"report": resolve_path(cfg.lift.report, project)})
+    monitor = cfg.monitor.model_copy(update={"output": resolve_path(cfg.monitor.output, project)}) \
+        if cfg.monitor.output else cfg.monitor
     return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables,
-                                  "audiences": audiences, "lift": lift})
+                                  "audiences": audiences, "lift": lift, "monitor": monitor})
 
 
 def _resolved_source(source: str, project: Path) -> str:

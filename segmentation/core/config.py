@@ -428,6 +428,13 @@ class LiftConfig(_Section):
     confidence: float = Field(0.95, gt=0, lt=1)  # of ci_low/ci_high (Newcombe's hybrid score interval)
 
 
+class MonitorConfig(_Section):
+    # The monitoring page (`report --nights N`, docs/how-it-works.md): the last `nights` published
+    # nights' shares, drift, migrations, quarantine, run durations and flags in one HTML file.
+    nights: Count = 30
+    output: Text = ""  # empty: monitor.html beside tables.models_dir (lakehouse/monitor.html locally)
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -444,6 +451,7 @@ class Config(_Section):
     maintain: MaintainConfig = MaintainConfig()
     audiences: list[AudienceConfig] = []
     lift: LiftConfig = LiftConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _audiences_apart(self) -> "Config":
