@@ -52,6 +52,8 @@ setup(
             "segmentation-report=jobs.report:main",
             "segmentation-promote=jobs.promote:main",
             "segmentation-maintain=jobs.maintain:main",
+            "segmentation-audiences=jobs.audiences:main",
+            "segmentation-lift=jobs.lift:main",
         ]
     },
 )

@@ -92,6 +92,8 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
         values["input.source"] = source
     if getattr(args, "model_version", None):
         values["score.model_version"] = args.model_version
+    if getattr(args, "monitor_nights", None) is not None:
+        values["monitor.nights"] = args.monitor_nights
     if getattr(args, "retrain", False):
         values["train.retrain"] = True
     if getattr(args, "retrain_on_drift", False):
@@ -115,7 +117,17 @@ def _with_paths(cfg: Config, project: Path) -> Config:
         "root": resolve_path(cfg.tables.root, project),
         "models_dir": resolve_path(cfg.tables.models_dir, project),
     })
-    return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables})
+    audiences = [a.model_copy(update={"exclude": _resolved_source(a.exclude, project)}) for a in cfg.audiences]
+    lift = cfg.lift.model_copy(update={"report": resolve_path(cfg.lift.report, project)})
+    monitor = cfg.monitor.model_copy(update={"output": resolve_path(cfg.monitor.output, project)}) \
+        if cfg.monitor.output else cfg.monitor
+    return cfg.model_copy(update={"input": cfg.input.model_copy(update={"source": source}), "tables": tables,
+                                  "audiences": audiences, "lift": lift, "monitor": monitor})
+
+
+def _resolved_source(source: str, project: Path) -> str:
+    """A path (not a table name) relative to the project."""
+    return resolve_path(source, project) if "/" in source or source.lower().endswith((".csv", ".parquet")) else source
 
 
 def spark_session(cfg: Config):
@@ -386,7 +398,8 @@ def _summary_line(summary: dict[str, Any]) -> str:
     parts = []
     if summary.get("tables"):
         parts.append("tables=" + ",".join(summary["tables"]))
-    for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows", "membership_changes"):
+    for key in ("rows_read", "rows_written", "rows_quarantined", "sample_rows", "membership_changes", "audiences",
+                "responses"):
         if key in summary:
             parts.append(f"{key}={summary[key]}")
     for key in ("model_version", "registry_version"):

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from segmentation.core import logs
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, ModelError
-from segmentation.downstream import publish
+from segmentation.downstream import audiences, publish
 from segmentation.features.stage import run_features, run_features_for_scoring
 from segmentation.io import tables
 from segmentation.model import registry
@@ -130,6 +130,8 @@ def run_nightly(
     summary["tables"] += after["tables"]
     summary["drift_status"] = progress["drift_status"] = after["drift_status"]
     summary["membership_changes"] = after["changes"]
+    if after["audiences"]:
+        summary["audiences"] = audiences.summary_text(after["audiences"])
     return summary
 
 

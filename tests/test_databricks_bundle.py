@@ -34,9 +34,11 @@ ENTRY_POINTS = {  # task -> console entry point of the wheel
     "features": "segmentation-features",
     "train": "segmentation-train",
     "score": "segmentation-score",
+    "audiences": "segmentation-audiences",
     "maintain": "segmentation-maintain",
 }
-SPARK_SUBMIT_JOBS = {"features", "train", "score", "nightly", "generate", "report", "promote", "maintain"}
+SPARK_SUBMIT_JOBS = {"features", "train", "score", "nightly", "generate", "report", "promote", "maintain", "audiences",
+                     "lift"}
 
 
 def _documented_jobs() -> set[str]:
@@ -148,7 +150,8 @@ def test_job_loads_into_typed_job_for_each_target(target):
     job = Job.from_dict(resolved)
     tasks = _tasks(job)
 
-    assert list(tasks) == ["features", "retrain_requested", "train", "score", "maintain"]
+    assert list(tasks) == ["features", "retrain_requested", "train", "score", "audiences",
+                           "maintain"]
     assert job.max_concurrent_runs == 1
 
     # features -> retrain_requested -(true)-> train; score after features and (if it ran) train.
@@ -157,8 +160,10 @@ def test_job_loads_into_typed_job_for_each_target(target):
     assert [(d.task_key, d.outcome) for d in tasks["train"].depends_on] == [("retrain_requested", "true")]
     assert sorted(d.task_key for d in tasks["score"].depends_on) == ["features", "train"]
     assert tasks["score"].run_if == RunIf.NONE_FAILED
-    # maintain: after a score that succeeded (the default, ALL_SUCCESS), never beside a night's writes.
-    assert [(d.task_key, d.outcome) for d in tasks["maintain"].depends_on] == [("score", None)]
+    # audiences after the published night; maintain after both succeeded (the default, ALL_SUCCESS),
+    # never beside a night's writes.
+    assert [(d.task_key, d.outcome) for d in tasks["audiences"].depends_on] == [("score", None)]
+    assert [(d.task_key, d.outcome) for d in tasks["maintain"].depends_on] == [("audiences", None)]
     assert tasks["maintain"].run_if is None
     assert tasks["train"].run_if is None  # the default, ALL_SUCCESS: only after a "true" outcome
 

@@ -3,12 +3,11 @@
 One small-grid model is trained once on the bundled file; each test scores its own nights.
 """
 
-import re
-
 import pandas as pd
 import pytest
-from conftest import BUNDLED_CSV, PROJECT
+from conftest import BUNDLED_CSV
 from delta.tables import DeltaTable
+from docs_queries import run_documented_queries
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -88,12 +87,7 @@ def test_segments_current_change_feed_and_migrations_over_two_nights(spark, lake
     assertDataFrameEqual(_read(spark, root, "segments_current"), snapshot)
 
     # The example queries of docs/tables.md run as written against this lake.
-    queries = re.findall(r"```sql\n(.*?)```", (PROJECT / "docs" / "tables.md").read_text(), flags=re.S)
-    assert len(queries) >= 4
-    for query in queries:
-        sql = query.replace("lakehouse/", f"{root}/").replace(":since_version", str(before - 1))
-        sql = sql.replace(":segment_id", str(seg[donor])).replace("current_date()", "DATE'2026-03-04'")
-        rows = spark.sql(sql.replace(":since_date", "DATE'2026-03-01'")).collect()
+    for sql, rows in run_documented_queries(spark, root, before - 1, seg[donor], "2026-03-04", "2026-03-01"):
         if "/nights`" in sql:  # the published nights' customers per segment
             per_night = {}
             for r in rows:

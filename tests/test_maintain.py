@@ -72,7 +72,9 @@ def _registry(root: Path) -> None:
     from mlflow import MlflowClient
 
     (root / "mlflow").mkdir(exist_ok=True)
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+    # Both URIs named: an earlier test in the same process may have set a global registry URI.
+    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("segmentation", artifact_location=(root / "mlflow" / "artifacts").as_uri())
     client.create_registered_model("segmentation")
     for bundle in (B, C):

@@ -14,6 +14,8 @@ from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError
 from segmentation.io import runs
 
 RUN_DATE = "2026-06-01"
+# A stale rule out of the way (a year), with the retention maintain needs to cover it.
+YEAR = ["runs.stale_after_hours=8784", "maintain.vacuum_retention_hours=8784", "maintain.log_retention_days=366"]
 LINES = BUNDLED_CSV.read_text().splitlines()
 
 
@@ -61,7 +63,7 @@ def test_an_executors_python_error_is_described_by_the_workers_exception(spark):
 def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_path, lake, caplog):
     # The job path (a SIGKILLed nightly, then its re-run) is in test_reruns; here, which rows change.
     # The stale rule (any job, any date) is set out of the way: a year.
-    cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"] + ["runs.stale_after_hours=8784"])
+    cfg = load_config(PROJECT / "conf", ["local"], [v for v in lake if v != "--set"] + YEAR)
     day, other_day = dt.date.fromisoformat(RUN_DATE), dt.date(2026, 6, 2)
     killed_at = dt.datetime(2026, 6, 1, 22, 0, tzinfo=dt.timezone.utc)
     recently = runs.utc_now() - dt.timedelta(hours=1)  # younger than runs.stale_after_hours
@@ -95,7 +97,7 @@ def test_a_run_that_never_finished_is_reported_abandoned_by_the_next(spark, tmp_
 def test_a_stale_running_row_of_any_job_and_date_is_abandoned_by_the_next_run(spark, tmp_path, lake, caplog):
     keys = [v for v in lake if v != "--set"]
     cfg = load_config(PROJECT / "conf", ["local"], keys + ["runs.stale_after_hours=6"])
-    writing = load_config(PROJECT / "conf", ["local"], keys + ["runs.stale_after_hours=8784"])  # rows as left
+    writing = load_config(PROJECT / "conf", ["local"], keys + YEAR)  # rows as left
     now = runs.utc_now()
     other_day, today = dt.date(2026, 5, 1), now.date()
     for run_id, day, job, age in [("old-score", other_day, "score", dt.timedelta(hours=7)),

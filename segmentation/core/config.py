@@ -9,7 +9,7 @@ is read, never changed (`model_copy(update=...)` makes a changed copy).
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional, TypeVar
+from typing import Annotated, Any, Literal, Mapping, Optional, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -93,6 +93,9 @@ with warnings.catch_warnings():
         night_profile: Text = "night_profile"  # per run date: what the next night's guard compares with
         nights: Text = "nights"  # per run date: PUBLISHING while a run writes the night, PUBLISHED once all is written
         segment_events: Text = "segment_events"  # per run date: one row per customer whose membership changed
+        audience_members: Text = "audience_members"  # one row per audience and member: the membership now
+        audience_events: Text = "audience_events"  # per run date: who entered and exited each audience, and why
+        audience_lift: Text = "audience_lift"  # per audience and segment: treatment against holdout response rates
         models_dir: Text = "lakehouse/models"  # versioned model bundles and the LATEST pointer
 
 
@@ -390,6 +393,48 @@ class MaintainConfig(_Section):
     listing_parallelism: Count = 16
 
 
+AudienceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+SegmentId = Annotated[int, Field(ge=0)]
+
+
+class EnteredFromConfig(_Section):
+    # The customer moved into its segment tonight or on one of the `within_nights - 1` published
+    # nights before, from one of `segments` (segment_events' `moved`).
+    segments: Annotated[Many[SegmentId], Field(min_length=1)]
+    within_nights: Count
+
+
+class AudienceConfig(_Section):
+    """One campaign audience: who is in it tonight, and its holdout (docs/tables.md#audiences)."""
+
+    name: AudienceName
+    segments: Annotated[Many[SegmentId], Field(min_length=1)]  # stable segment ids
+    min_confidence: Optional[Share] = None  # the night's segment_confidence at least this
+    # In the same segment on each of the last N published nights (tonight included): no flapping.
+    min_nights_in_segment: Optional[Count] = None
+    entered_from: Optional[EnteredFromConfig] = None
+    # A suppression list: a CSV, Parquet or Delta path, or a table, with a CUST_ID column.
+    exclude: Text = ""
+    # sha2(salt:CUST_ID)'s first 8 hex digits / 2^32 below this: holdout. Changing either moves customers.
+    holdout_share: Annotated[float, Field(ge=0, lt=1)]
+    salt: Annotated[Text, Field(min_length=1)]
+    exclusive_group: Text = ""  # within a group a customer is in one audience: the lowest priority
+    priority: int = Field(0, ge=0)
+
+
+class LiftConfig(_Section):
+    # The lift job's page (the table is tables.audience_lift); relative to the project.
+    report: Text = "lakehouse/reports/audience_lift.html"
+    confidence: float = Field(0.95, gt=0, lt=1)  # of ci_low/ci_high (Newcombe's hybrid score interval)
+
+
+class MonitorConfig(_Section):
+    # The monitoring page (`report --nights N`, docs/how-it-works.md): the last `nights` published
+    # nights' shares, drift, migrations, quarantine, run durations and flags in one HTML file.
+    nights: Count = 30
+    output: Text = ""  # empty: monitor.html beside tables.models_dir (lakehouse/monitor.html locally)
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -404,6 +449,29 @@ class Config(_Section):
     registry: RegistryConfig = RegistryConfig()
     runs: RunsConfig = RunsConfig()
     maintain: MaintainConfig = MaintainConfig()
+    audiences: list[AudienceConfig] = []
+    lift: LiftConfig = LiftConfig()
+    monitor: MonitorConfig = MonitorConfig()
+
+    @model_validator(mode="after")
+    def _audiences_apart(self) -> "Config":
+        seen: dict[str, int] = {}
+        ranks: dict[tuple[str, int], int] = {}
+        for i, audience in enumerate(self.audiences):
+            if audience.name in seen:
+                raise _relation("{name} is also the name of {other}: audience names are unique",
+                                name=(f"audiences[{i}].name", audience.name),
+                                other=(f"audiences[{seen[audience.name]}].name", audience.name))
+            seen[audience.name] = i
+            if audience.exclusive_group:
+                rank = (audience.exclusive_group, audience.priority)
+                if rank in ranks:
+                    raise _relation("{priority} is also {other}'s in exclusive group {group}: priorities in a group "
+                                    "are unique", priority=(f"audiences[{i}].priority", audience.priority),
+                                    other=(f"audiences[{ranks[rank]}].priority", audience.priority),
+                                    group=(f"audiences[{i}].exclusive_group", audience.exclusive_group))
+                ranks[rank] = i
+        return self
 
     @model_validator(mode="after")
     def _retention_covers_time_travel(self) -> "Config":
@@ -467,7 +535,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         section: Any = Config
         for part in loc[:-1]:
-            section = section.model_fields[part].annotation
+            if not isinstance(part, int):  # a list's index stays in the list's item section
+                section = _section_in(section.model_fields[part].annotation)
         return (f"unknown config key {key} (known under {_dotted(loc[:-1]) or 'top level'}: "
                 f"{', '.join(sorted(section.model_fields))})")
     if kind == "relation":
@@ -482,6 +551,17 @@ def _describe(error: Mapping[str, Any]) -> str:
     else:
         expected = error["msg"].removeprefix("Input should be ")
     return f"config key {key} must be {expected}, got {error['input']!r}"
+
+
+def _section_in(annotation: Any) -> Any:
+    """The section class an annotation holds: itself, or inside a list or an Optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _section_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

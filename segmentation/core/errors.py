@@ -26,6 +26,11 @@ class ConfigError(SegmentationError):
     exit_code = 2
 
 
+class AudienceError(ConfigError):
+    """An audience the night cannot build: a segment id the scoring model does not have, or a
+    suppression list without `CUST_ID`s. The message names the audience."""
+
+
 class ArgumentError(SegmentationError):
     """A command-line value (date, table name, path) that does not parse."""
 

@@ -1,5 +1,5 @@
-"""A night's publication: `segments` -> shares, events, migrations, drift, `segments_current`, then
-`nights` says PUBLISHED. Readers take only published nights, so they see a night whole or not at all.
+"""A night's publication: `segments` -> shares, events, migrations, drift, `segments_current`, the
+audiences, then `nights` says PUBLISHED. Readers take only published nights, so they see a night whole or not at all.
 
 Every table is a function of the published nights, not of the order they came in: a night's
 shares of itself, its events, migrations and share changes against the published night before
@@ -18,16 +18,18 @@ from pyspark.sql import functions as F
 from segmentation.core import logs
 from segmentation.core.columns import RUN_DATE
 from segmentation.core.config import Config
-from segmentation.downstream import current, drift, shares
+from segmentation.core.errors import AudienceError, FeaturesNotFoundError
+from segmentation.downstream import audiences, current, drift, shares
 from segmentation.downstream.events import events
 from segmentation.downstream.migrations import migrations
 from segmentation.io import nights, runs, tables
+from segmentation.model import registry
 from segmentation.model.store import ModelBundle
 
 OK, DRIFT = "ok", "drift"
 # What a night writes for itself; the first five are the stages' own, the rest the publication's.
 NIGHT_TABLES = ("features", "quarantine", "imputation", "night_profile", "segments",
-                "segment_shares", "segment_events", "segment_migrations", "drift")
+                "segment_shares", "segment_events", "segment_migrations", "drift", "audience_events")
 
 
 def features_drift(spark: SparkSession, cfg: Config, model: ModelBundle, features: DataFrame) -> dict[str, float]:
@@ -117,6 +119,11 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
     `psis`: the features' PSI when the scoring pass measured it; else it is measured here.
     """
     log = logs.get("score")
+    try:
+        audiences.check_segments(cfg.audiences, model.classes)
+    except AudienceError:
+        set_aside(spark, cfg, run_date, tag)
+        raise
     published = [d for d in nights.published(spark, cfg) if d != run_date]
     previous_date, following = _neighbours(published, run_date)
     segments_ref = _ref(cfg, "segments")
@@ -150,6 +157,7 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         how, rows = _update_current(spark, cfg, run_date, published, previous_date, following, changed)
         s.rows = rows
         s.detail = f"by={how} changed={changed} table={_ref(cfg, 'segments_current')}"
+    refreshed = audiences.refresh(spark, cfg, run_date, published, tag) if audiences.in_use(spark, cfg) else {}
     with logs.step(log, "publish the night") as s:
         customers = int(tables.read_run(spark, _ref(cfg, "segment_shares"), run_date)
                         .agg(F.sum("customers")).first()[0] or 0)
@@ -161,7 +169,8 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         log.warning("DRIFT on %s against model %s: %s", run_date, model.version, ", ".join(flagged))
     names = ("segment_shares", "segment_events", "segment_migrations", "drift", "segments_current", "nights")
     return {"drift_status": status, "drift_flags": flagged, "changes": changed,
-            "tables": [str(_ref(cfg, n)) for n in names]}
+            "tables": [str(_ref(cfg, n)) for n in names] + refreshed.get("tables", []),
+            "audiences": refreshed.get("audiences", {})}
 
 
 def set_aside(spark: SparkSession, cfg: Config, run_date: dt.date, tag: str) -> str:
@@ -194,6 +203,10 @@ def set_aside(spark: SparkSession, cfg: Config, run_date: dt.date, tag: str) -> 
         write_tag = tables.new_write_tag("set-aside")
         _derive_from(spark, cfg, following, previous_date, write_tag)
         _rewrite_share_changes(spark, cfg, following, previous_date, write_tag)
+        if audiences.in_use(spark, cfg):
+            audiences.derive(spark, cfg, following, published, write_tag)
+    if audiences.in_use(spark, cfg) and tables.exists(spark, _ref(cfg, "audience_members")):
+        audiences.rebuild_members(spark, cfg, published)
     current_ref = _ref(cfg, "segments_current")
     if tables.exists(spark, current_ref):
         current.rebuild(spark, tables.read_delta(spark, segments), published, current_ref)
@@ -228,3 +241,17 @@ def settle(spark: SparkSession, cfg: Config) -> list[dt.date]:
                     "as published before" if outcome == "restored" else "it had never been published")
         settled.append(night[RUN_DATE])
     return settled
+
+
+def refresh_audiences(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[str, Any]:
+    """The audiences job: `run_date`'s audience tables again from its published tables, for an
+    audience added or changed since the night ran (the night itself refreshes them when published)."""
+    settle(spark, cfg)
+    published = nights.published(spark, cfg)
+    if run_date not in published:
+        raise FeaturesNotFoundError(f"night {run_date} is not published: run the nightly (or score) job for it first")
+    version = nights.get(spark, cfg, run_date)["model_version"]
+    if version and cfg.audiences:  # null: a night published before `nights` recorded its model
+        audiences.check_segments(cfg.audiences, registry.load(cfg, version).bundle.classes)
+    refreshed = audiences.refresh(spark, cfg, run_date, published, tables.new_write_tag("audiences"))
+    return {"tables": refreshed["tables"], "audiences": audiences.summary_text(refreshed["audiences"])}

@@ -13,6 +13,8 @@ from pathlib import Path
 from segmentation.report.html import render_html
 from segmentation.report.inputs import ReportInputs
 from segmentation.report.markdown import render_markdown
+from segmentation.report.monitor_html import render_monitor
+from segmentation.report.monitor_inputs import MonitorInputs
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -39,3 +41,11 @@ def write_report(inputs: ReportInputs, folder: Path) -> tuple[Path, Path]:
     _write_atomically(html_path, html_text)
     _write_atomically(md_path, md_text)
     return html_path, md_path
+
+
+def write_monitor(inputs: MonitorInputs, path: Path) -> Path:
+    """Writes the monitoring page to `path` (its folder created if missing), atomically as the report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, render_monitor(inputs))
+    return path

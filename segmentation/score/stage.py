@@ -13,7 +13,7 @@ from segmentation.core import logs
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, FeaturesNotFoundError
-from segmentation.downstream import drift, publish
+from segmentation.downstream import audiences, drift, publish
 from segmentation.features.stage import applied_imputation
 from segmentation.io import nights, runs, tables
 from segmentation.model import registry, store
@@ -54,6 +54,7 @@ def run_score(
         "drift_status": after["drift_status"],
         "membership_changes": after["changes"],
         "tables": [scored["table"], *after["tables"]],
+        **({"audiences": audiences.summary_text(after["audiences"])} if after["audiences"] else {}),
     }
 
 

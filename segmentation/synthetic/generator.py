@@ -542,3 +542,21 @@ def _credit_limit(amount: Column) -> Column:
     low, high = CREDIT_LIMIT_RANGE
     rounded = F.round(amount / CREDIT_LIMIT_STEP) * CREDIT_LIMIT_STEP
     return F.least(F.greatest(rounded, F.lit(low)), F.lit(high))
+
+
+_RESPONSE_STREAM = 97
+
+
+def responses(members: DataFrame, effects: dict[int, float], base_rate: float, seed: int,
+              response_date) -> DataFrame:
+    """Synthetic campaign responses with a known effect: each member of `members` (audience_members
+    rows) responds with probability `base_rate`, plus `effects[segment_id]` in treatment (holdout
+    never gets it), drawn from (seed, audience, CUST_ID) so a seed gives the same responses."""
+    effect = F.lit(0.0)
+    for segment_id, value in sorted(effects.items()):
+        effect = F.when(F.col("segment_id") == segment_id, F.lit(float(value))).otherwise(effect)
+    probability = F.lit(float(base_rate)) + F.when(F.col("group") == "treatment", effect).otherwise(0.0)
+    u = _uniform(seed, _RESPONSE_STREAM, F.col("audience"), F.col("CUST_ID"))
+    return members.select("CUST_ID", "audience", (u < probability).cast("int").alias("responded"),
+                          (u < probability).cast("double").alias("value"),
+                          F.lit(response_date).cast("date").alias("response_date"))
