@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BUNDLED_CSV, TEST_SESSION
+from docs_queries import run_documented_queries
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -279,3 +280,12 @@ def test_an_audience_on_a_segment_the_model_lacks_stops_the_night_and_puts_it_ba
     assert code == AudienceError.exit_code == 2
     assert not _table(spark, lake_dir, "nights").where(F.col("status") == "PUBLISHED").count()
     assert _table(spark, lake_dir, "segments").count() == 0
+
+
+def test_the_documented_crm_sync_reads_the_treatment_events_after_the_last_synced_night(spark, lake):
+    *_, a, _ = lake
+    latest = spark.sql(f"DESCRIBE HISTORY delta.`{a / 'segments_current'}`").first().version
+    results = run_documented_queries(spark, a, latest, 0, N4, N1)
+    [(sql, rows)] = [(s, r) for s, r in results if "audience_events" in s]
+    expected = _table(spark, a, "audience_events").where((F.col("run_date") > N1) & (F.col("group") == "treatment"))
+    assert rows and sorted(map(tuple, rows)) == sorted(map(tuple, expected.collect()))

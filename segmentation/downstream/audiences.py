@@ -281,6 +281,15 @@ def summary_text(figures: dict[str, dict[str, int]]) -> str:
                     for name, f in sorted(figures.items()))
 
 
+def reach(configured: list[AudienceConfig]) -> int:
+    """How many published nights after a night its segments still shape: the next night compares
+    members with it; `min_nights_in_segment` counts it for that many nights (it among them);
+    `entered_from` looks back `within_nights` at moves, and the move of the night after it is
+    measured against it."""
+    return max([1, *[a.min_nights_in_segment - 1 for a in configured if a.min_nights_in_segment],
+                *[a.entered_from.within_nights for a in configured if a.entered_from is not None]])
+
+
 def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[dt.date], tag: str) -> dict[str, Any]:
     """`run_date`'s audience events (and the next published night's, which compares with it), then
     audience_members. `published`: the published nights, `run_date` among them."""
@@ -288,10 +297,11 @@ def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, published: list
     published = sorted({*published, run_date})
     with logs.step(log, "write audience events") as s:
         derive(spark, cfg, run_date, published, tag)
-        following = next((d for d in published if d > run_date), None)
-        if following is not None:  # a backfill: the next night's events compare with this one now
-            derive(spark, cfg, following, published, tag)
-        s.detail = f"audiences={len(cfg.audiences)}" + (f" rederived={following}" if following else "")
+        following = [d for d in published if d > run_date][:reach(cfg.audiences)]
+        for later in following:  # a backfill: these nights' events depend on this one now, in order
+            derive(spark, cfg, later, published, tag)
+        s.detail = f"audiences={len(cfg.audiences)}" + (f" rederived={','.join(map(str, following))}"
+                                                        if following else "")
     with logs.step(log, "rebuild audience_members") as s:
         s.rows = rebuild_members(spark, cfg, published)
     figures = counts(spark, cfg, run_date)
