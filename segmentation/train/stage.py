@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.columns import (
     FEATURE_COLUMNS,
     INDICATOR_COLUMNS,
@@ -442,7 +442,7 @@ def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, r
     """Where the version came from, as registry tags another tool can read."""
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     return {
-        "source_table": cfg.input.source,
+        "source_table": redact.text(cfg.input.source),
         "run_date": run_date.isoformat(),
         "features_table": str(features_ref),
         "features_delta_version": tables.latest_version(spark, features_ref),
