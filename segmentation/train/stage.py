@@ -397,7 +397,7 @@ def _report(
         return None
     column_profile = eda.column_profile(sample, FEATURE_COLUMNS, night.missing, night.rows_read)
     inputs = report_inputs(bundle, run_date, sample, prepared.X, matched.labels, candidates, explained.people,
-                           column_profile, cfg.train.clustering, chosen.sentence())
+                           column_profile, cfg.train.clustering, chosen.sentence(), sample_mode=cfg.report.sample)
     return _report_writer(inputs, log)
 
 
@@ -500,9 +500,11 @@ def _keep_names(people: dict, matching: lineage.Matching, current) -> None:
         taken.add(people[segment].name)
 
 
-def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg, chosen=""):
-    """Everything the report draws, computed once from the training sample (`labels`: stable ids)."""
-    from segmentation.report.inputs import ReportInputs
+def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg, chosen="",
+                  sample_mode="full"):
+    """Everything the report draws, computed once from the training sample (`labels`: stable ids);
+    the customer rows it keeps as `report.sample` (`sample_mode`) allows."""
+    from segmentation.report.inputs import ReportInputs, shared_sample
 
     rows = clustering.metric_rows(len(X), ccfg.metric_max_rows, ccfg.random_state)
     per_row = np.full(len(X), np.nan)
@@ -536,7 +538,7 @@ def report_inputs(bundle, run_date, sample, X, labels, candidates, people, colum
         ].astype({"silhouette": float, "stability": float, "rule_agreement": float, "purchase_type_ari": float,
                   "resample_silhouette": float, "resample_wins": float}),
         segments=segments,
-        sample=plot_sample,
+        sample=shared_sample(plot_sample, sample_mode, ccfg.random_state),
         distribution_columns=list(DISTRIBUTION_COLUMNS),
         pca_explained=[float(v) for v in pca.explained_variance_ratio_],
         profiles=bundle.profiles,
