@@ -31,7 +31,7 @@ def _rows(df):
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     work = tmp_path_factory.mktemp("forget")
-    root, dates, _ = build_lake(spark, work, nights=2, bad={2: 3})
+    root, dates, _ = build_lake(spark, work, nights=1, bad={1: 3})
     config = work / "audiences.yaml"
     config.write_text(yaml.safe_dump({"audiences": [
         {"name": "everyone", "segments": [0, 1, 2, 3], "holdout_share": 0.2, "salt": "s"}]}))
