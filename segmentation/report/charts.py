@@ -28,7 +28,7 @@ class Chart:
 
 
 NO_SAMPLE = ("Not drawn: this report keeps no customer sample (report.sample: off), so no chart of "
-             "individual customers is shown. The segment sizes, profiles and drivers above are computed on the "
+             "individual customers is shown. The segment sizes, profiles and drivers are computed on the "
              "full training sample.")
 
 
@@ -124,7 +124,7 @@ def charts(inputs: ReportInputs) -> list[Chart]:
     withheld = inputs.sample.empty
     if withheld:  # report.sample: off
         alt_pca = alt_silhouette = alt_dist = NO_SAMPLE
-    charts = [
+    drawn = [
         Chart("candidates", "Candidate comparison", alt_candidates,
               lambda: plots.candidate_comparison(cands, inputs.rule_threshold)),
         Chart("sizes", "Segment sizes", alt_sizes, lambda: plots.segment_sizes(inputs.segments, colors)),
@@ -144,9 +144,9 @@ def charts(inputs: ReportInputs) -> list[Chart]:
               lambda: plots.correlation_heatmap(inputs.correlation)),
     ]
     if withheld:
-        charts = [Chart(c.key, c.title, c.alt, lambda: plots.withheld(NO_SAMPLE), NO_SAMPLE)
-                  if c.key in SAMPLE_CHARTS else c for c in charts]
-    return charts
+        drawn = [Chart(c.key, c.title, c.alt, lambda: plots.withheld(NO_SAMPLE), NO_SAMPLE)
+                 if c.key in SAMPLE_CHARTS else c for c in drawn]
+    return drawn
 
 
 SAMPLE_CHARTS = ("pca", "silhouette", "distributions")  # drawn from individual customers' rows
