@@ -55,6 +55,10 @@ def test_redaction_masks_secret_keys_and_uri_user_info():
         "registry.tracking_uri": "https://mlflow.example.com:5000/x?sig=***&v=1",
     }
     assert redact.text("no uri here: a@b.c") == "no uri here: a@b.c"
+    # Azure's container is a name, not a credential; a password beside it is not.
+    assert redact.text("abfss://raw@acct.dfs.core.windows.net/x") == "abfss://raw@acct.dfs.core.windows.net/x"
+    assert redact.text(f"wasbs://raw:{PASSWORD}@acct.blob.core.windows.net/x") == "wasbs://acct.blob.core.windows.net/x"
+    assert redact.text("https://ghp_TOKEN@github.com/x") == "https://github.com/x"
     assert redact.text(f"at postgresql://u:{PASSWORD}@db/x, then s3a://bucket/p") == "at postgresql://db/x, then s3a://bucket/p"
 
 

@@ -3,8 +3,9 @@
 A value is a secret by its key's name (`secret`, `password`, `token`, `credential`, and an
 account, access or private *key*), wherever the key sits in a dotted path: Spark's
 `fs.azure.account.key.<account>.dfs.core.windows.net` ends in `net`, not in `key`. A URI's
-user-info (`scheme://user:password@host`) and secret query parameters (a SAS `sig=`, `token=`)
-are removed from any text. Redaction is of what is recorded, never of what the job uses.
+user-info (`scheme://user:password@host`; on Azure's `abfss://container@account...` the
+container, a name, stays) and secret query parameters (a SAS `sig=`, `token=`) are removed from
+any text. Redaction is of what is recorded, never of what the job uses.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ MASK = "***"
 _SECRET_KEY = re.compile(
     r"secret|passw(?:or)?d|token|credential|(?:account|access|private|api|sas)[._-]?key", re.IGNORECASE)
 # scheme://user-info@ : the user-info ends at the first @ before any /, ? or # of the authority.
-_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
+_USER_INFO = re.compile(r"(?P<scheme>\b(?P<name>[A-Za-z][A-Za-z0-9+.-]*)://)(?P<info>[^/?#@\s]*)@")
+# Azure's storage URIs put the container there (abfss://container@account.dfs.core.windows.net/):
+# a name, not a credential, kept so a logged path still says where.
+_CONTAINER_SCHEMES = {"abfs", "abfss", "wasb", "wasbs"}
 _SECRET_QUERY = re.compile(r"(?P<name>[?&](?:[A-Za-z0-9_.-]*(?:secret|passw(?:or)?d|token|credential|key)"
                            r"[A-Za-z0-9_.-]*|sig)=)[^&#\s]*", re.IGNORECASE)
 
@@ -35,7 +39,13 @@ def text(value: str) -> str:
     """`value` without any URI's user-info or secret query parameters."""
     if "://" not in value and "=" not in value:
         return value
-    return _SECRET_QUERY.sub(lambda m: m.group("name") + MASK, _USER_INFO.sub(r"\g<scheme>", value))
+    return _SECRET_QUERY.sub(lambda m: m.group("name") + MASK, _USER_INFO.sub(_without_user_info, value))
+
+
+def _without_user_info(match: re.Match) -> str:
+    if match.group("name").lower() in _CONTAINER_SCHEMES and ":" not in match.group("info"):
+        return match.group(0)
+    return match.group("scheme")
 
 
 def value(key: str, item: Any) -> Any:
