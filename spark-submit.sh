@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote | maintain | audiences | lift
+# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote | maintain | audiences | lift | forget
 #
 # Job options (--profile, --set, --input, --run-date, --config, --conf-dir, --retrain) go to the
 # job; everything else (--master, --conf, --executor-memory, ...) goes to spark-submit. With no
@@ -10,8 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JOB="${1:-}"
 case "$JOB" in
-  features|train|score|nightly|generate|report|promote|maintain|audiences|lift) shift ;;
-  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote|maintain|audiences|lift} [job options] [spark-submit options]" >&2; exit 2 ;;
+  features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget) shift ;;
+  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget} [job options] [spark-submit options]" >&2; exit 2 ;;
 esac
 
 VENV="${SEGMENTATION_VENV:-$ROOT/.venv}"
@@ -29,7 +29,7 @@ spark_args=(); job_args=(); files=(); master=""; conf_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile|--set|--input|--run-date|--rows|--seed|--output|--format|--partitions|--model-version|--version|\
-    --nights|--movement|--move-share|--departure-share|--arrival-share|--drift-from|--drift-scale|--responses)
+    --nights|--movement|--move-share|--departure-share|--arrival-share|--drift-from|--drift-scale|--responses|--ids)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       job_args+=("$1" "$2"); shift 2 ;;
     --config)
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       conf_dir="$2"; shift 2 ;;
     --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|\
-    --nights=*|--movement=*|--move-share=*|--departure-share=*|--arrival-share=*|--drift-from=*|--drift-scale=*|--responses=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
+    --nights=*|--movement=*|--move-share=*|--departure-share=*|--arrival-share=*|--drift-from=*|--drift-scale=*|--responses=*|--ids=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
       job_args+=("$1"); shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }

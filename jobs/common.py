@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.config import Config, load_config, resolve_path
 from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, RunCancelled, SegmentationError
 from segmentation.io import maintenance, runs
@@ -189,8 +189,10 @@ def apply_settings(spark, settings: dict[str, str]) -> list[str]:
             spark.conf.set(key, value)
         except Exception as exc:  # noqa: BLE001 - Spark refuses static and core settings at runtime
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            shown = redact.value(key, value)  # an object-store key's value stays out of the log
             log.warning("spark setting %s=%s not applied to the running session (%s); "
-                        "pass it when the session starts, e.g. spark-submit --conf %s=%s", key, value, reason, key, value)
+                        "pass it when the session starts, e.g. spark-submit --conf %s=%s", key, shown,
+                        redact.text(reason), key, shown)
             refused.append(key)
     return refused
 

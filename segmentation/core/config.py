@@ -435,6 +435,17 @@ class MonitorConfig(_Section):
     output: Text = ""  # empty: monitor.html beside tables.models_dir (lakehouse/monitor.html locally)
 
 
+class ReportConfig(_Section):
+    # The training report's customer sample (report_data/sample.parquet, beside the model and in
+    # MLflow): full: the sampled customers' raw balances, limits and payments (no CUST_ID); pseudonymised:
+    # rows shuffled, each raw value rounded to 2 significant digits, the components and silhouettes
+    # to 2 decimals; off: no rows, the scatter, silhouette and distribution charts say so
+    # (docs/security.md#secrets-and-personal-data).
+    # YAML reads a bare `off` as false: taken as "off" (`--set report.sample=off` means that).
+    sample: Annotated[Literal["full", "pseudonymised", "off"],
+                      BeforeValidator(lambda v: "off" if v is False else v)] = "full"
+
+
 class Config(_Section):
     input: InputConfig = InputConfig()
     tables: TablesConfig = TablesConfig()
@@ -452,6 +463,7 @@ class Config(_Section):
     audiences: list[AudienceConfig] = []
     lift: LiftConfig = LiftConfig()
     monitor: MonitorConfig = MonitorConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _audiences_apart(self) -> "Config":

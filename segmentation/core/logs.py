@@ -8,6 +8,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from segmentation.core import redact
+
 LOGGER_NAME = "segmentation"
 
 
@@ -15,11 +17,19 @@ def configure(level: str = "INFO") -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level)
     return logger
+
+
+class RedactingFormatter(logging.Formatter):
+    """Every line, tracebacks included, without a URI's user-info or secret query parameters
+    (`redact.text`): an error quoting a tracking URI must not put its password in the log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.text(super().format(record))
 
 
 def get(stage: str) -> logging.Logger:

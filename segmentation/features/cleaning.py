@@ -31,10 +31,31 @@ def select_raw_columns(df: DataFrame) -> DataFrame:
     id_col = F.col(ID_COLUMN)
     if not isinstance(fields[ID_COLUMN], StringType):
         id_col = id_col.cast("string")
-    corrupt = [F.col(CORRUPT_COLUMN)] if CORRUPT_COLUMN in fields else []
+    corrupt = [contract_line(df.columns).alias(CORRUPT_COLUMN)] if CORRUPT_COLUMN in fields else []
     return df.select(
         id_col.alias(ID_COLUMN), *[F.col(c).cast("double").alias(c) for c in RAW_NUMERIC_COLUMNS], *corrupt
     )
+
+
+_LINE_BROKEN = "_line_broken"
+
+
+def contract_line(header: list[str]) -> Column:
+    """A malformed line (Spark's corrupt record) narrowed to the contract's columns, as JSON text.
+
+    Quarantine keeps what a bad row looked like, and the whole line would carry columns the
+    contract never reads (an e-mail address, a name). The line is split again by the file's
+    header, every field as text, and only the contract's fields are kept, by name. A line that
+    does not split into the header's fields (too few or too many, a broken quote) cannot be
+    attributed to columns at all: it is kept whole, as before.
+    """
+    fields = [c for c in header if c != CORRUPT_COLUMN]
+    schema = ", ".join(f"`{c.replace('`', '``')}` STRING" for c in fields) + f", `{_LINE_BROKEN}` STRING"
+    parsed = F.from_csv(F.col(CORRUPT_COLUMN), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _LINE_BROKEN})
+    kept = F.to_json(F.struct(*[parsed[c].alias(c) for c in (ID_COLUMN, *RAW_NUMERIC_COLUMNS) if c in fields]))
+    return (F.when(F.col(CORRUPT_COLUMN).isNull(), F.lit(None).cast("string"))
+            .when(parsed[_LINE_BROKEN].isNull(), kept)
+            .otherwise(F.col(CORRUPT_COLUMN)))
 
 
 def median_expr(column: str | Column, method: str, accuracy: int) -> Column:

@@ -24,7 +24,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.columns import CORRUPT_COLUMN, ID_COLUMN, INDICATOR_COLUMNS, RAW_NUMERIC_COLUMNS, RUN_DATE
 from segmentation.core.config import Config
 from segmentation.core.errors import AccountingError, InputError
@@ -85,7 +85,7 @@ def quarantine_columns(run_date: dt.date, source: str) -> list[Column]:
     """QUARANTINE_SCHEMA's columns, in its order, over the checked rows that broke the contract."""
     columns = {
         RUN_DATE: F.lit(run_date),
-        "source": F.lit(source),
+        "source": F.lit(redact.text(source)),  # a URI's password stays out of the table
         ID_COLUMN: F.col(ID_COLUMN),
         "raw": contract.raw_text([ID_COLUMN, *RAW_NUMERIC_COLUMNS]),
         "reasons": F.col(contract.REASONS),

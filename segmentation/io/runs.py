@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.config import Config
 from segmentation.io import tables
 from segmentation.io.rows import row
@@ -73,7 +73,7 @@ def describe(error: BaseException) -> str:
         detail = next((line.strip() for line in text.splitlines() if line.strip()), "")
     first = detail.strip().splitlines()[0] if detail.strip() else ""
     described = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return described[:_MAX_ERROR_CHARS]
+    return redact.text(described)[:_MAX_ERROR_CHARS]  # a URI in an error may carry a password
 
 
 def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job: str, started_at: dt.datetime) -> None:

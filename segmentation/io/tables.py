@@ -255,6 +255,28 @@ def update(spark: SparkSession, ref: TableRef, condition: Column, values: dict[s
             time.sleep(0.2 * attempt)
 
 
+def delete_keys(spark: SparkSession, ref: TableRef, keys: DataFrame, column: str) -> int:
+    """Deletes the rows whose `column` is among `keys`' (distinct) values; returns how many.
+
+    A MERGE with the keys, not `column IN (...)` text: the list may be long, and it is never
+    collected. Retried on a write conflict, as `update` is.
+    """
+    for attempt in range(1, _UPDATE_ATTEMPTS + 1):
+        try:
+            table = delta_table(spark, ref)
+            before = latest_version(spark, ref)
+            table.alias("t").merge(keys.alias("k"), f"t.`{column}` = k.`{column}`").whenMatchedDelete().execute()
+            commit = table.history(1).select("version", "operationMetrics").first()
+            if int(commit["version"]) == before:
+                return 0  # nothing matched, nothing committed
+            return int((commit["operationMetrics"] or {}).get("numTargetRowsDeleted", 0))
+        except Exception as exc:
+            if attempt == _UPDATE_ATTEMPTS or not is_write_conflict(exc):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
 def append(df: DataFrame, ref: TableRef, merge_schema: bool = False) -> None:
     writer = df.write.format("delta").mode("append")
     if merge_schema:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.config import Config
 from segmentation.core.errors import ModelError, RegistryError
 from segmentation.model import store
@@ -72,7 +72,8 @@ def _mlflow(cfg: Config) -> Iterator[Any]:
     except (ModelError, RegistryError):
         raise
     except Exception as exc:  # an MlflowException, or the store's own (SQLAlchemy, OS)
-        raise RegistryError(f"MLflow registry at {registry}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        # Redacted: the message becomes the run's `runs.error`, and a URI may carry a password.
+        raise RegistryError(redact.text(f"MLflow registry at {registry}: {type(exc).__name__}: {_first_line(exc)}")) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -106,7 +107,7 @@ def log_training(
                                 tags={"run_date": run_date.isoformat(), "bundle_version": str(lineage.get("bundle_version", ""))})
         run_id = run.info.run_id
         try:
-            _log_params(client, run_id, _flat(cfg.model_dump()))
+            _log_params(client, run_id, _flat(redact.tree(cfg.model_dump())))
             _log_metrics(client, run_id, metrics)
             if folder is None:
                 client.set_tag(run_id, REASON_TAG, failure or "")

@@ -24,6 +24,12 @@ class Chart:
     title: str
     alt: str
     draw: Callable[[], Figure]
+    caption: str = ""  # shown under the picture; says why a chart is not drawn
+
+
+NO_SAMPLE = ("Not drawn: this report keeps no customer sample (report.sample: off), so no chart of "
+             "individual customers is shown. The segment sizes, profiles and drivers are computed on the "
+             "full training sample.")
 
 
 def _list(items: list[str], limit: int = 8) -> str:
@@ -115,7 +121,10 @@ def charts(inputs: ReportInputs) -> list[Chart]:
         f"Correlation heatmap (lower triangle) of {len(columns)} model features; strongest pairs: "
         + ", ".join(f"{a} and {b} {v:+.2f}" for _, a, b, v in pairs[:4]) + "."
     )
-    return [
+    withheld = inputs.sample.empty
+    if withheld:  # report.sample: off
+        alt_pca = alt_silhouette = alt_dist = NO_SAMPLE
+    drawn = [
         Chart("candidates", "Candidate comparison", alt_candidates,
               lambda: plots.candidate_comparison(cands, inputs.rule_threshold)),
         Chart("sizes", "Segment sizes", alt_sizes, lambda: plots.segment_sizes(inputs.segments, colors)),
@@ -134,6 +143,13 @@ def charts(inputs: ReportInputs) -> list[Chart]:
         Chart("correlation", "Correlation of the model features", alt_corr,
               lambda: plots.correlation_heatmap(inputs.correlation)),
     ]
+    if withheld:
+        drawn = [Chart(c.key, c.title, c.alt, lambda: plots.withheld(NO_SAMPLE), NO_SAMPLE)
+                 if c.key in SAMPLE_CHARTS else c for c in drawn]
+    return drawn
+
+
+SAMPLE_CHARTS = ("pca", "silhouette", "distributions")  # drawn from individual customers' rows
 
 
 def png_data_uri(fig: Figure) -> str:

@@ -52,6 +52,7 @@ td.reason { max-width: 420px; }
 
 def _figure_html(chart: Chart, caption: str = "") -> str:
     src = png_data_uri(chart.draw())
+    caption = " ".join(part for part in (chart.caption, caption) if part)
     text = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return (f'<figure id="fig-{escape(chart.key)}"><img src="{src}" alt="{escape(chart.alt)}" '
             f'loading="eager" decoding="sync">{text}</figure>')

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from segmentation.core.errors import ModelError
@@ -71,6 +72,46 @@ def check_inputs(inputs: ReportInputs) -> None:
         problems.append("correlation is not square with index == columns")
     if problems:
         raise ValueError("report inputs: " + "; ".join(problems))
+
+
+SAMPLE_MODES = ("full", "pseudonymised", "off")
+SIGNIFICANT_DIGITS = 2
+
+
+def shared_sample(sample: pd.DataFrame, mode: str, seed: int = 0) -> pd.DataFrame:
+    """The report's customer sample as `report.sample` allows it to be kept and shipped.
+
+    The sample never holds a CUST_ID. `pseudonymised` removes what still ties a row to one
+    customer's account: the row order (the training sample's, which follows the input's) is
+    shuffled and every raw amount or share is rounded to 2 significant digits (a balance of
+    1,234.56 becomes 1,200), so no value can be matched against the bank's records; the charts
+    (log-scale histograms, a scatter) look the same. `off` keeps the columns and no rows.
+    """
+    if mode not in SAMPLE_MODES:
+        raise ValueError(f"report sample mode {mode!r} is not one of {', '.join(SAMPLE_MODES)}")
+    if mode == "full":
+        return sample
+    if mode == "off":
+        return sample.iloc[0:0].copy()
+    shuffled = sample.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    for column in shuffled.columns:
+        if column == "segment_id":
+            continue
+        values = pd.to_numeric(shuffled[column], errors="coerce").astype(float)
+        if column in ("pc1", "pc2", "silhouette"):
+            shuffled[column] = values.round(2)
+        else:
+            shuffled[column] = _significant(values.to_numpy(), SIGNIFICANT_DIGITS)
+    return shuffled
+
+
+def _significant(values: np.ndarray, digits: int) -> np.ndarray:
+    finite = np.isfinite(values) & (values != 0)
+    out = values.copy()
+    scale = np.zeros_like(values)
+    scale[finite] = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(values[finite]))))
+    out[finite] = np.round(values[finite] * scale[finite]) / scale[finite]
+    return out
 
 
 FOLDER = "report_data"

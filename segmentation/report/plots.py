@@ -123,6 +123,15 @@ def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#555555")
 
 
+def withheld(message: str) -> Figure:
+    """A placeholder where a chart of individual customers is not drawn."""
+    fig = _figure(9.5, 1.6)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    _empty(ax, _wrap(message, 110, 3))
+    return fig
+
+
 def candidate_comparison(candidates: pd.DataFrame, rule_threshold: float) -> Figure:
     """Silhouette against the number of segments, per algorithm, with each candidate's verdict.
 

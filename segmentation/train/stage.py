@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from segmentation.core import logs
+from segmentation.core import logs, redact
 from segmentation.core.columns import (
     FEATURE_COLUMNS,
     INDICATOR_COLUMNS,
@@ -397,7 +397,7 @@ def _report(
         return None
     column_profile = eda.column_profile(sample, FEATURE_COLUMNS, night.missing, night.rows_read)
     inputs = report_inputs(bundle, run_date, sample, prepared.X, matched.labels, candidates, explained.people,
-                           column_profile, cfg.train.clustering, chosen.sentence())
+                           column_profile, cfg.train.clustering, chosen.sentence(), sample_mode=cfg.report.sample)
     return _report_writer(inputs, log)
 
 
@@ -442,7 +442,7 @@ def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, r
     """Where the version came from, as registry tags another tool can read."""
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     return {
-        "source_table": cfg.input.source,
+        "source_table": redact.text(cfg.input.source),
         "run_date": run_date.isoformat(),
         "features_table": str(features_ref),
         "features_delta_version": tables.latest_version(spark, features_ref),
@@ -500,9 +500,11 @@ def _keep_names(people: dict, matching: lineage.Matching, current) -> None:
         taken.add(people[segment].name)
 
 
-def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg, chosen=""):
-    """Everything the report draws, computed once from the training sample (`labels`: stable ids)."""
-    from segmentation.report.inputs import ReportInputs
+def report_inputs(bundle, run_date, sample, X, labels, candidates, people, column_profile, ccfg, chosen="",
+                  sample_mode="full"):
+    """Everything the report draws, computed once from the training sample (`labels`: stable ids);
+    the customer rows it keeps as `report.sample` (`sample_mode`) allows."""
+    from segmentation.report.inputs import ReportInputs, shared_sample
 
     rows = clustering.metric_rows(len(X), ccfg.metric_max_rows, ccfg.random_state)
     per_row = np.full(len(X), np.nan)
@@ -536,7 +538,7 @@ def report_inputs(bundle, run_date, sample, X, labels, candidates, people, colum
         ].astype({"silhouette": float, "stability": float, "rule_agreement": float, "purchase_type_ari": float,
                   "resample_silhouette": float, "resample_wins": float}),
         segments=segments,
-        sample=plot_sample,
+        sample=shared_sample(plot_sample, sample_mode, ccfg.random_state),
         distribution_columns=list(DISTRIBUTION_COLUMNS),
         pca_explained=[float(v) for v in pca.explained_variance_ratio_],
         profiles=bundle.profiles,
