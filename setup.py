@@ -54,6 +54,7 @@ setup(
             "segmentation-maintain=jobs.maintain:main",
             "segmentation-audiences=jobs.audiences:main",
             "segmentation-lift=jobs.lift:main",
+            "segmentation-serve=jobs.serve:main",
         ]
     },
 )
