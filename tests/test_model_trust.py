@@ -172,8 +172,11 @@ def test_a_lake_that_had_a_registry_refuses_to_score_without_it(trained, tmp_pat
             registry.current(_cfg(trained))
         with pytest.raises(RegistryMissingError, match="registry.enabled=false"):
             registry.load(_cfg(trained, "registry.enabled=false"))
-        assert score_job.main(["--run-date", RUN_DATE, *_lake_args(trained), "--set", "spark.shuffle_partitions=2"]) \
-            == RegistryMissingError.exit_code
+        night = ["--run-date", RUN_DATE, *_lake_args(trained), "--set", "spark.shuffle_partitions=2"]
+        assert score_job.main(night) == RegistryMissingError.exit_code
+        # Nor does a night train a new model into a new registry in its place.
+        assert nightly_job.main([*night, *SMALL_TRAIN]) == RegistryMissingError.exit_code
+        assert not list((trained / "mlflow" / "artifacts").rglob("MLmodel"))
     finally:
         shutil.rmtree(trained / "mlflow", ignore_errors=True)  # the empty store the attempt opened
         shutil.move(away, trained / "mlflow")

@@ -432,6 +432,8 @@ def scoring_version(cfg: Config) -> str | None:
     is none (no model yet, or a registry with no champion)."""
     try:
         return cfg.score.model_version or current(cfg)
+    except RegistryMissingError:
+        raise
     except ModelError as exc:
         logs.get("registry").info("no model to score with yet (%s)", exc)
         return None
