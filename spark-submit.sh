@@ -41,6 +41,8 @@ while [ $# -gt 0 ]; do
     --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--port=*|\
     --nights=*|--movement=*|--move-share=*|--departure-share=*|--arrival-share=*|--drift-from=*|--drift-scale=*|--responses=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
       job_args+=("$1"); shift ;;
+    -h|--help)
+      if [ "$JOB" = serve ]; then job_args+=("$1"); else spark_args+=("$1"); fi; shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       master="$2"; shift 2 ;;
@@ -55,7 +57,7 @@ conf_dir="${conf_dir:-$ROOT/conf}"
 
 # serve needs no Spark: the model is checked whole, then MLflow's scoring server runs on it.
 if [ "$JOB" = serve ]; then
-  [ ${#spark_args[@]} -eq 0 ] || { echo "serve takes no spark-submit options: ${spark_args[*]}" >&2; exit 2; }
+  [ ${#spark_args[@]} -eq 0 ] && [ -z "$master" ] || { echo "serve takes no spark-submit options: ${spark_args[*]} ${master:+--master $master}" >&2; exit 2; }
   PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" -m jobs.serve --conf-dir "$conf_dir" "${job_args[@]+"${job_args[@]}"}"
 fi
 

@@ -5,7 +5,9 @@ The bundle folder (`segmentation.model.store`) stays the unit a version is made 
 the version's pyfunc artifacts, its digest recorded as a version tag, and checked against the
 downloaded bytes before anything is unpickled. Locally the tracking and registry store is a
 SQLite file and an artifact folder under the lakehouse; on Databricks, the workspace and Unity
-Catalog. A lakehouse from before the registry (no registered model) keeps scoring its `LATEST`.
+Catalog. A lakehouse from before the registry (no registered model) keeps scoring its `LATEST`;
+one that has had a registry (its `REGISTRY` marker) is refused without it. `serve` checks the
+whole logged model (code included) against `model_sha256` before the server imports it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import time
-import uuid
 import subprocess
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -477,6 +479,9 @@ def verified_model(cfg: Config, version: int | None, into: Path) -> tuple[int, P
     """The registered `version` (None: the champion), downloaded into `into` and checked whole
     against its `model_sha256` tag; returns (version, the local model folder). Nothing of the
     model is imported or unpickled here: only its bytes are read."""
+    if not cfg.registry.enabled or not _local_store_exists(cfg):
+        raise ModelError(f"no model registry at {uris(cfg)[1]} to serve from (registry.enabled="
+                         f"{str(cfg.registry.enabled).lower()}): serve needs a registered version")
     with _mlflow(cfg) as client:
         name = cfg.registry.model_name
         if version is None:
@@ -492,6 +497,8 @@ def verified_model(cfg: Config, version: int | None, into: Path) -> tuple[int, P
             raise ModelIntegrityError(f"{name} version {version} has no {MODEL_DIGEST_TAG} tag (registered before "
                                       "whole-model digests, or not by this product): refusing to serve it; train again")
         folder = _download(client, cfg, version, into).parent
+    if Path(into).resolve() not in folder.resolve().parents:  # checked and served must be one private copy
+        raise RegistryError(f"{name} version {version} was not downloaded into {into} but found at {folder}")
     found = model_digest(folder)
     if found != expected:
         raise ModelIntegrityError(f"{name} version {version}: the downloaded model's sha256 {found[:16]}... differs "
