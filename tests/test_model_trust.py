@@ -170,6 +170,8 @@ def test_a_lake_that_had_a_registry_refuses_to_score_without_it(trained, tmp_pat
     try:
         with pytest.raises(RegistryMissingError, match="has had a registry"):
             registry.current(_cfg(trained))
+        with pytest.raises(RegistryMissingError):  # maintain would no longer know which bundles are registered
+            registry.referenced_bundles(_cfg(trained))
         with pytest.raises(RegistryMissingError, match="registry.enabled=false"):
             registry.load(_cfg(trained, "registry.enabled=false"))
         night = ["--run-date", RUN_DATE, *_lake_args(trained), "--set", "spark.shuffle_partitions=2"]

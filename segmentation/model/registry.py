@@ -542,9 +542,11 @@ def referenced_bundles(cfg: Config) -> set[str]:
     """The bundle folders of every registered version (the champion's among them): never removed,
     since `promote` may make any of them champion and scoring a pinned one reads it."""
     if not _local_store_exists(cfg):
+        _require_no_registry_history(cfg)  # a lost registry would leave every bundle unprotected
         return set()
     with _mlflow(cfg) as client:
         if not _has_registered_model(client, cfg):
+            _require_no_registry_history(cfg)
             return set()
         found: set[str] = set()
         token = None
