@@ -55,6 +55,7 @@ setup(
             "segmentation-audiences=jobs.audiences:main",
             "segmentation-lift=jobs.lift:main",
             "segmentation-forget=jobs.forget:main",
+            "segmentation-serve=jobs.serve:main",
         ]
     },
 )

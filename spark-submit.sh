@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote | maintain | audiences | lift | forget
+# ./spark-submit.sh JOB [options]   JOB: features | train | score | nightly | generate | report | promote | maintain | audiences | lift | forget | serve
 #
 # Job options (--profile, --set, --input, --run-date, --config, --conf-dir, --retrain) go to the
 # job; everything else (--master, --conf, --executor-memory, ...) goes to spark-submit. With no
@@ -10,8 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JOB="${1:-}"
 case "$JOB" in
-  features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget) shift ;;
-  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget} [job options] [spark-submit options]" >&2; exit 2 ;;
+  features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget|serve) shift ;;
+  *) echo "usage: $0 {features|train|score|nightly|generate|report|promote|maintain|audiences|lift|forget|serve} [job options] [spark-submit options]" >&2; exit 2 ;;
 esac
 
 VENV="${SEGMENTATION_VENV:-$ROOT/.venv}"
@@ -28,7 +28,7 @@ export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
 spark_args=(); job_args=(); files=(); master=""; conf_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--set|--input|--run-date|--rows|--seed|--output|--format|--partitions|--model-version|--version|\
+    --profile|--set|--input|--run-date|--rows|--seed|--output|--format|--partitions|--model-version|--version|--port|\
     --nights|--movement|--move-share|--departure-share|--arrival-share|--drift-from|--drift-scale|--responses|--ids)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       job_args+=("$1" "$2"); shift 2 ;;
@@ -38,9 +38,11 @@ while [ $# -gt 0 ]; do
     --conf-dir)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       conf_dir="$2"; shift 2 ;;
-    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|\
+    --profile=*|--set=*|--input=*|--run-date=*|--config=*|--rows=*|--seed=*|--output=*|--format=*|--partitions=*|--model-version=*|--version=*|--port=*|\
     --nights=*|--movement=*|--move-share=*|--departure-share=*|--arrival-share=*|--drift-from=*|--drift-scale=*|--responses=*|--ids=*|--retrain|--retrain-on-drift|--accept-night|--reshape|--previous)
       job_args+=("$1"); shift ;;
+    -h|--help)
+      if [ "$JOB" = serve ]; then job_args+=("$1"); else spark_args+=("$1"); fi; shift ;;
     --master)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       master="$2"; shift 2 ;;
@@ -52,6 +54,12 @@ while [ $# -gt 0 ]; do
 done
 conf_dir="${conf_dir:-$ROOT/conf}"
 [ -f "$conf_dir/base.yaml" ] || { echo "--conf-dir $conf_dir: no base.yaml there" >&2; exit 2; }
+
+# serve needs no Spark: the model is checked whole, then MLflow's scoring server runs on it.
+if [ "$JOB" = serve ]; then
+  [ ${#spark_args[@]} -eq 0 ] && [ -z "$master" ] || { echo "serve takes no spark-submit options: ${spark_args[*]} ${master:+--master $master}" >&2; exit 2; }
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" -m jobs.serve --conf-dir "$conf_dir" "${job_args[@]+"${job_args[@]}"}"
+fi
 
 # The package as one zip for the executors' (and driver's) Python path, with its data files (.json).
 mkdir -p "$ROOT/build"

@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 
 from segmentation.core import logs
 from segmentation.core.config import Config
-from segmentation.core.errors import AccountingError, ModelError
+from segmentation.core.errors import AccountingError, ModelError, RegistryMissingError
 from segmentation.downstream import audiences, publish
 from segmentation.features.stage import run_features, run_features_for_scoring
 from segmentation.io import tables
@@ -58,6 +58,8 @@ def run_nightly(
     pinned = cfg.score.model_version
     try:
         model_version = pinned or registry.current(cfg)
+    except RegistryMissingError:
+        raise  # a lake that has had a registry: a new model would hide the missing one
     except ModelError as exc:
         log.warning("%s: training a new model", exc)
         model_version = None

@@ -38,7 +38,7 @@ ENTRY_POINTS = {  # task -> console entry point of the wheel
     "maintain": "segmentation-maintain",
 }
 SPARK_SUBMIT_JOBS = {"features", "train", "score", "nightly", "generate", "report", "promote", "maintain", "audiences",
-                     "lift", "forget"}
+                     "lift", "forget", "serve"}
 
 
 def _documented_jobs() -> set[str]:

@@ -363,6 +363,15 @@ class RegistryConfig(_Section):
     alias: Text = "champion"
 
 
+class ServingConfig(_Section):
+    # The `serve` job's real-time scoring server. A request over `max_bytes` is answered 413
+    # before its body is read further; one of more than `max_rows` customers, 413 before scoring.
+    host: Text = "127.0.0.1"  # loopback: put a proxy (TLS, authentication) in front to serve others
+    port: int = Field(5000, ge=1, le=65535)
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    max_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824)  # 1 MiB; a customer is ~400 bytes of JSON
+
+
 class RunsConfig(_Section):
     # A RUNNING row older than this, of any job and date, belongs to a run that died without
     # recording its end; the next run of any job marks it ABANDONED. Younger ones of other jobs or
@@ -458,6 +467,7 @@ class Config(_Section):
     score: ScoreConfig = ScoreConfig()
     drift: DriftConfig = DriftConfig()
     registry: RegistryConfig = RegistryConfig()
+    serving: ServingConfig = ServingConfig()
     runs: RunsConfig = RunsConfig()
     maintain: MaintainConfig = MaintainConfig()
     audiences: list[AudienceConfig] = []

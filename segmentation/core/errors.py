@@ -85,6 +85,16 @@ class RegistryError(ModelError):
     """The MLflow tracking or registry store could not be read or written."""
 
 
+class ModelIntegrityError(ModelError):
+    """A registered model's files do not match the whole-model digest the registry recorded for
+    it, or no digest was recorded: it is not served, and none of its code is imported."""
+
+
+class RegistryMissingError(RegistryError):
+    """A lake that has had a model registry finds none (deleted, emptied or turned off): scoring
+    would fall back to `LATEST`, checked only against the manifest beside the pickle."""
+
+
 class TrainingError(SegmentationError):
     """Training produced no model fit to save (no usable clustering, poor surrogate)."""
 

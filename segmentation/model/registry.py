@@ -5,23 +5,28 @@ The bundle folder (`segmentation.model.store`) stays the unit a version is made 
 the version's pyfunc artifacts, its digest recorded as a version tag, and checked against the
 downloaded bytes before anything is unpickled. Locally the tracking and registry store is a
 SQLite file and an artifact folder under the lakehouse; on Databricks, the workspace and Unity
-Catalog. A lakehouse from before the registry (no registered model) keeps scoring its `LATEST`.
+Catalog. A lakehouse from before the registry (no registered model) keeps scoring its `LATEST`;
+one that has had a registry (its `REGISTRY` marker) is refused without it. `serve` checks the
+whole logged model (code included) against `model_sha256` before the server imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import subprocess
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from segmentation.core import logs, redact
 from segmentation.core.config import Config
-from segmentation.core.errors import ModelError, RegistryError
+from segmentation.core.errors import ModelError, ModelIntegrityError, RegistryError, RegistryMissingError
 from segmentation.model import store
 
 MODEL_PATH = "model"  # the pyfunc, within the train run's artifacts
@@ -31,6 +36,16 @@ GATES_TAG = "quality_gates"  # version tag: passed | failed
 REASON_TAG = "quality_gate_failure"
 HOLD_TAG = "promotion_held"  # version tag: why a version that passed its gates was not made champion
 DIGEST_TAG = "bundle_sha256"
+# Version tag: the digest of the whole logged model folder (its `code/`, `MLmodel`, the bundle),
+# which the `serve` job checks before the server imports any of it (`model_digest`).
+MODEL_DIGEST_TAG = "model_sha256"
+# Registered model tags, one per change of champion, never rewritten: `<prefix><time_ns>.<random>`
+# = "+N" (N became champion) or "-N" (N rolled back). Appending a new key cannot lose another
+# writer's entry, as rewriting one list tag could (`_history`).
+EVENT_TAG_PREFIX = "champion_event."
+# The lake's durable sign that it has had a registry: written into `tables.models_dir` when a
+# version is registered or the registry is read; with it, a missing registry is refused.
+REGISTRY_MARKER = "REGISTRY"
 BUNDLE_TAG = "bundle_version"
 _HISTORY_KEEP = 100
 
@@ -124,8 +139,11 @@ def log_training(
                 raise RegistryError("registering a model needs the serving layer's save_pyfunc")
             with tempfile.TemporaryDirectory() as tmp:
                 save_pyfunc(Path(tmp) / MODEL_PATH, folder, cfg)
+                whole = model_digest(Path(tmp) / MODEL_PATH)
                 client.log_artifacts(run_id, str(Path(tmp) / MODEL_PATH), MODEL_PATH)
-            version = _register(client, cfg, f"{run.info.artifact_uri}/{MODEL_PATH}", run_id, folder, lineage, failure)
+            version = _register(client, cfg, f"{run.info.artifact_uri}/{MODEL_PATH}", run_id, folder, lineage, failure,
+                                whole)
+            _mark_registry(cfg)
             client.set_terminated(run_id, "FINISHED")
         except BaseException:
             with contextlib.suppress(Exception):
@@ -201,7 +219,7 @@ def _log_metrics(client, run_id: str, metrics: dict[str, Any]) -> None:
 
 
 def _register(client, cfg: Config, source: str, run_id: str, folder: Path, lineage: dict[str, Any],
-              failure: str | None) -> int:
+              failure: str | None, whole: str) -> int:
     name = cfg.registry.model_name
     try:
         client.get_registered_model(name)
@@ -211,6 +229,7 @@ def _register(client, cfg: Config, source: str, run_id: str, folder: Path, linea
         client.create_registered_model(name, description="Behavioural segments of card holders (segmentation)")
     tags = {str(k): str(v) for k, v in lineage.items() if v is not None}
     tags[DIGEST_TAG] = store.digest_of(folder)
+    tags[MODEL_DIGEST_TAG] = whole
     tags[GATES_TAG] = "passed" if failure is None else "failed"
     if failure is not None:
         tags[REASON_TAG] = failure[:5000]
@@ -244,16 +263,44 @@ def code_version() -> str:
 
 
 def _history(client, cfg: Config) -> list[int]:
-    text = client.get_registered_model(cfg.registry.model_name).tags.get(HISTORY_TAG, "")
-    return [int(v) for v in text.split(",") if v.strip().isdigit()]
+    """Every champion in turn, oldest first: the list tag of versions before the event tags
+    existed, then each event in key order ("+N" appends N, "-N" removes it)."""
+    tags = client.get_registered_model(cfg.registry.model_name).tags
+    history = [int(v) for v in tags.get(HISTORY_TAG, "").split(",") if v.strip().isdigit()]
+    for key in sorted(k for k in tags if k.startswith(EVENT_TAG_PREFIX)):
+        sign, number = tags[key][:1], tags[key][1:]
+        if number.isdigit():
+            history = [v for v in history if v != int(number)] + ([int(number)] if sign == "+" else [])
+    return history[-_HISTORY_KEEP:]
+
+
+def _record(client, cfg: Config, sign: str, version: int) -> int:
+    """Appends one champion event, then points the alias at the history's newest champion.
+
+    Each event is a tag key of its own, so two writers never overwrite each other's entry. The
+    alias follows the history: set, the history read again, and set again until it is still the
+    newest, so the last writer to finish leaves the alias at the end of a history holding every
+    entry. Returns the champion the alias was left at.
+    """
+    name = cfg.registry.model_name
+    key = f"{EVENT_TAG_PREFIX}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"
+    client.set_registered_model_tag(name, key, f"{sign}{version}")
+    for _ in range(20):
+        history = _history(client, cfg)
+        if not history:
+            raise ModelError(f"{name}: the champion history is empty after recording {sign}{version}")
+        target = history[-1]
+        client.set_registered_model_alias(name, cfg.registry.alias, str(target))
+        if _history(client, cfg)[-1:] == [target]:
+            return target
+        time.sleep(0.05)
+    raise RegistryError(f"{name}: the champion history kept changing while {cfg.registry.alias} was set")
 
 
 def _promote(client, cfg: Config, version: int) -> int | None:
-    """Points the alias at `version` and records it as the newest champion; returns the previous."""
+    """Records `version` as the newest champion and points the alias at it; returns the previous."""
     previous = _champion_version(client, cfg)
-    client.set_registered_model_alias(cfg.registry.model_name, cfg.registry.alias, str(version))
-    history = [v for v in _history(client, cfg) if v != version] + [version]
-    client.set_registered_model_tag(cfg.registry.model_name, HISTORY_TAG, ",".join(map(str, history[-_HISTORY_KEEP:])))
+    _record(client, cfg, "+", version)
     return previous
 
 
@@ -283,19 +330,21 @@ def promote(cfg: Config, version: int | None = None, previous: bool = False) -> 
                 raise ModelError(f"{name}: no previous {cfg.registry.alias} to roll back to (history: "
                                  f"{','.join(map(str, history)) or 'empty'})")
             target = earlier[-1]
-            # Rolled back: the current champion leaves the history, so a second --previous goes further back.
-            history = [v for v in history if v != current]
         elif version is None:
             raise ModelError("promote needs --version N or --previous")
         else:
             target = version
         mv = _version(client, cfg, target)
+        mv_number = target
         if mv.tags.get(GATES_TAG) == "failed":
             raise ModelError(f"{name} version {target} failed its quality gates "
                              f"({mv.tags.get(REASON_TAG, 'no reason recorded')}); it cannot become {cfg.registry.alias}")
-        client.set_registered_model_alias(name, cfg.registry.alias, str(target))
-        history = [v for v in history if v != target] + [target]
-        client.set_registered_model_tag(name, HISTORY_TAG, ",".join(map(str, history[-_HISTORY_KEEP:])))
+        # Rolled back: the current champion leaves the history, so a second --previous goes further back.
+        target = _record(client, cfg, "-", current) if previous else _record(client, cfg, "+", target)
+        if target != mv_number:  # another promotion landed meanwhile: it is the newest champion
+            log.warning("%s: %s is version %d, recorded by another promotion at the same time", name,
+                        cfg.registry.alias, target)
+            mv = _version(client, cfg, target)
         log.info("%s: %s moved from version %s to %d", name, cfg.registry.alias, current, target)
         return {"model_version": mv.tags.get(BUNDLE_TAG), "registry_version": target, "previous_champion": current}
 
@@ -330,15 +379,21 @@ def _local_store_exists(cfg: Config) -> bool:
 
 def current(cfg: Config) -> str | None:
     """What scoring uses when no version is asked for: the champion's number, or, with no
-    registry (disabled, or a lakehouse from before it), the newest usable bundle folder."""
+    registry (disabled, or a lakehouse from before it), the newest usable bundle folder.
+
+    A lake that has had a registry (its `REGISTRY` marker) is refused without one: falling back
+    to `LATEST` would check nothing but the manifest beside the pickle.
+    """
     if cfg.registry.enabled and _local_store_exists(cfg):
         with _mlflow(cfg) as client:
             if _has_registered_model(client, cfg):
+                _mark_registry(cfg)
                 champion = _champion_version(client, cfg)
                 if champion is None:
                     raise ModelError(f"{cfg.registry.model_name} has no {cfg.registry.alias}: no version passed its "
                                      "quality gates yet; run train, or promote a version")
                 return str(champion)
+    _require_no_registry_history(cfg)
     latest = store.latest(cfg.tables.models_dir)
     if latest and cfg.registry.enabled:
         logs.get("registry").warning(
@@ -347,11 +402,41 @@ def current(cfg: Config) -> str | None:
     return latest
 
 
+def _marker(cfg: Config) -> Path:
+    return Path(cfg.tables.models_dir) / REGISTRY_MARKER
+
+
+def _mark_registry(cfg: Config) -> None:
+    """Writes the lake's `REGISTRY` marker once: from now on the lake needs its registry."""
+    marker = _marker(cfg)
+    if marker.is_file():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".{REGISTRY_MARKER}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(f"{cfg.registry.model_name}\n")
+    tmp.replace(marker)
+
+
+def _require_no_registry_history(cfg: Config) -> None:
+    """Raises `RegistryMissingError` when the lake has had a registry that is now gone or off."""
+    marker = _marker(cfg)
+    if not marker.is_file():
+        return
+    state = "is turned off (registry.enabled=false)" if not cfg.registry.enabled else \
+        f"has no registered model {cfg.registry.model_name} at {uris(cfg)[1]}"
+    raise RegistryMissingError(
+        f"this lake has had a registry ({marker} exists) but the registry {state}: refusing to fall back to "
+        f"{store.LATEST_FILE}, which checks only the manifest beside the pickle. Restore the registry; to run "
+        f"without one on purpose, remove {marker}")
+
+
 def scoring_version(cfg: Config) -> str | None:
     """The model `score` would use now: `score.model_version`, else `current`; None when there
     is none (no model yet, or a registry with no champion)."""
     try:
         return cfg.score.model_version or current(cfg)
+    except RegistryMissingError:
+        raise
     except ModelError as exc:
         logs.get("registry").info("no model to score with yet (%s)", exc)
         return None
@@ -361,6 +446,8 @@ def load(cfg: Config, version: str = "") -> Loaded:
     """The bundle of `version` ("" for `current`), its bytes checked before unpickling."""
     version = version or current(cfg) or ""
     if not is_registry_version(version):
+        if not version:
+            _require_no_registry_history(cfg)
         return Loaded(store.load(cfg.tables.models_dir, version), None)
     with _mlflow(cfg) as client:
         mv = _version(client, cfg, int(version))
@@ -375,6 +462,50 @@ def load(cfg: Config, version: str = "") -> Loaded:
             folder = _download(client, cfg, int(version), Path(tmp))
             bundle = store.load_path(folder, f"{cfg.registry.model_name} version {version}", expected_sha256=digest)
     return Loaded(bundle, int(version))
+
+
+def model_digest(folder: Path) -> str:
+    """sha256 over every file under `folder` (sorted relative paths, each path's bytes and its
+    content): the whole model as MLflow would load it, code, `MLmodel` and bundle alike."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(folder).as_posix().encode()
+        data = path.read_bytes()
+        h.update(len(rel).to_bytes(8, "big") + rel + len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def verified_model(cfg: Config, version: int | None, into: Path) -> tuple[int, Path]:
+    """The registered `version` (None: the champion), downloaded into `into` and checked whole
+    against its `model_sha256` tag; returns (version, the local model folder). Nothing of the
+    model is imported or unpickled here: only its bytes are read."""
+    if not cfg.registry.enabled or not _local_store_exists(cfg):
+        raise ModelError(f"no model registry at {uris(cfg)[1]} to serve from (registry.enabled="
+                         f"{str(cfg.registry.enabled).lower()}): serve needs a registered version")
+    with _mlflow(cfg) as client:
+        name = cfg.registry.model_name
+        if version is None:
+            version = _champion_version(client, cfg)
+            if version is None:
+                raise ModelError(f"{name} has no {cfg.registry.alias} to serve; pass --version N")
+        mv = _version(client, cfg, version)
+        if mv.tags.get(GATES_TAG) == "failed":
+            raise ModelError(f"{name} version {version} failed its quality gates "
+                             f"({mv.tags.get(REASON_TAG, 'no reason recorded')}) and is not servable")
+        expected = mv.tags.get(MODEL_DIGEST_TAG)
+        if not expected:
+            raise ModelIntegrityError(f"{name} version {version} has no {MODEL_DIGEST_TAG} tag (registered before "
+                                      "whole-model digests, or not by this product): refusing to serve it; train again")
+        folder = _download(client, cfg, version, into).parent
+    if Path(into).resolve() not in folder.resolve().parents:  # checked and served must be one private copy
+        raise RegistryError(f"{name} version {version} was not downloaded into {into} but found at {folder}")
+    found = model_digest(folder)
+    if found != expected:
+        raise ModelIntegrityError(f"{name} version {version}: the downloaded model's sha256 {found[:16]}... differs "
+                                  f"from the registry's {MODEL_DIGEST_TAG} {expected[:16]}...: its files were changed "
+                                  "after registration; refusing to serve it")
+    return version, folder
 
 
 def _download(client, cfg: Config, version: int, into: Path) -> Path:
@@ -412,9 +543,11 @@ def referenced_bundles(cfg: Config) -> set[str]:
     """The bundle folders of every registered version (the champion's among them): never removed,
     since `promote` may make any of them champion and scoring a pinned one reads it."""
     if not _local_store_exists(cfg):
+        _require_no_registry_history(cfg)  # a lost registry would leave every bundle unprotected
         return set()
     with _mlflow(cfg) as client:
         if not _has_registered_model(client, cfg):
+            _require_no_registry_history(cfg)
             return set()
         found: set[str] = set()
         token = None

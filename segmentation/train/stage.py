@@ -29,7 +29,7 @@ from segmentation.core.columns import (
     RAW_NUMERIC_COLUMNS,
 )
 from segmentation.core.config import Config
-from segmentation.core.errors import ModelError, TrainingError
+from segmentation.core.errors import ModelError, RegistryMissingError, TrainingError
 from segmentation.downstream import drift
 from segmentation.features.stage import applied_imputation, run_features
 from segmentation.io import tables
@@ -464,6 +464,8 @@ def _current_model(cfg: Config, log) -> tuple[store.ModelBundle | None, int]:
     """
     try:
         version = cfg.score.model_version or registry.current(cfg)
+    except RegistryMissingError:
+        raise
     except ModelError as exc:
         log.info("no current model to keep segment ids from (%s)", exc)
         return None, 0
