@@ -62,12 +62,19 @@ SCRATCH="$(mktemp -d "$ROOT/build/launch.XXXXXXXX")"
 trap 'rm -rf "$SCRATCH"' EXIT
 TMP_ZIP="$SCRATCH/segmentation-pyfiles.zip"
 "$PY" - "$ROOT" "$TMP_ZIP" <<'PYEOF'
-import pathlib, sys, zipfile
+import importlib.util, pathlib, sys, zipfile
 root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+spec = importlib.util.spec_from_file_location("_build", root / "segmentation" / "core" / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+info = build.BUILD_INFO_MODULE.replace(".", "/") + ".py"
 with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
     for package in ("segmentation", "jobs"):
         for path in sorted([*(root / package).rglob("*.py"), *(root / package).rglob("*.json")]):
-            zf.write(path, path.relative_to(root))
+            if path.relative_to(root).as_posix() != info:
+                zf.write(path, path.relative_to(root))
+    # The commit, for code_version on a cluster, where the zip has no .git beside it.
+    zf.writestr(info, build.build_info_source(build.git_commit(root), ""))
 PYEOF
 mv -f "$TMP_ZIP" "$ZIP"
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from conftest import PROJECT
 
+HEAD = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "--short=12", "HEAD"],
+                      capture_output=True, text=True, check=True).stdout.strip()
+
 # A stand-in venv: its python logs what the zip builder was given, its spark-submit checks the
 # zip it is handed and stops there. No Spark starts; the launch's own steps run for real.
 PYTHON_WRAPPER = """#!/usr/bin/env bash
@@ -44,7 +47,9 @@ def test_concurrent_launches_build_their_own_zip(tmp_path):
     built = (tmp_path / "log").read_text().split()
     assert len(built) == 3 and len(set(built)) == 3, built  # three launches, three temporary files
     assert all(Path(b).parent.parent == PROJECT / "build" and not Path(b).exists() for b in built)
-    assert zipfile.ZipFile(PROJECT / "build" / "segmentation-pyfiles.zip").testzip() is None
+    shipped = zipfile.ZipFile(PROJECT / "build" / "segmentation-pyfiles.zip")
+    assert shipped.testzip() is None
+    assert HEAD in shipped.read("segmentation/core/_build_info.py").decode()  # code_version on a cluster
     assert not list((PROJECT / "build").glob("launch.*"))  # each launch cleaned up after itself
 
 
