@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,10 +17,23 @@ PROBE = ("import sys; sys.path.insert(0, sys.argv[1]); from segmentation.core im
          "print(build.__file__); print(build.code_version())")
 
 
+def _build_leftovers() -> list:
+    return [PROJECT / "segmentation.egg-info", PROJECT / "build" / "lib", *(PROJECT / "build").glob("bdist.*")]
+
+
 def test_a_wheel_names_the_commit_it_was_built_from(tmp_path):
+    # Built in the checkout, where git is (pip builds in the tree). What the build leaves there
+    # is removed again: a segmentation.egg-info on PYTHONPATH makes a later `pip install` of a
+    # wheel think the package is installed already.
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-                    "-w", str(dist), str(PROJECT)], check=True, cwd=tmp_path, timeout=300)
+    existed = {path for path in _build_leftovers() if path.exists()}
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+                        "-w", str(dist), str(PROJECT)], check=True, cwd=tmp_path, timeout=300)
+    finally:
+        for path in _build_leftovers():
+            if path not in existed:
+                shutil.rmtree(path, ignore_errors=True)
     [wheel] = dist.glob("segmentation-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
