@@ -1,4 +1,32 @@
+import importlib.util
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+VERSION = "0.1.0"
+HERE = Path(__file__).resolve().parent
+
+
+def _build_module():
+    """segmentation/core/build.py, loaded by path: setup.py must not import the package itself."""
+    spec = importlib.util.spec_from_file_location("_segmentation_build", HERE / "segmentation" / "core" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BuildPyWithCommit(build_py):
+    """Writes the checkout's git commit into the built package (segmentation/core/_build_info.py),
+    so `code_version` names it where there is no .git: in the wheel a cluster installs."""
+
+    def run(self):
+        super().run()
+        build = _build_module()
+        target = Path(self.build_lib, *build.BUILD_INFO_MODULE.split(".")).with_suffix(".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(build.build_info_source(build.git_commit(HERE), VERSION), encoding="utf-8")
+
 
 # Pinned to the versions the tests ran on, so a night's model is reproducible; PyYAML reads
 # conf/*.yaml; matplotlib and seaborn draw the segment report's charts. pyarrow is 25.x, not 26:
@@ -34,7 +62,8 @@ TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2", "databricks-bundles==1.2
 
 setup(
     name="segmentation",
-    version="0.1.0",
+    version=VERSION,
+    cmdclass={"build_py": BuildPyWithCommit},
     description="Nightly behavioural segmentation of credit-card customers into a Delta table",
     python_requires=">=3.11",  # numpy 2.4 needs 3.11
     packages=[*find_packages(include=["segmentation", "segmentation.*"]), "segmentation.conf", "jobs"],

@@ -62,18 +62,29 @@ if [ "$JOB" = serve ]; then
 fi
 
 # The package as one zip for the executors' (and driver's) Python path, with its data files (.json).
+# Each launch builds its own temporary zip (mktemp) and moves it into place in one rename, so two
+# launches at once never write into each other's file; what a launch leaves behind goes on exit.
 mkdir -p "$ROOT/build"
 ZIP="$ROOT/build/segmentation-pyfiles.zip"
-"$PY" - "$ROOT" "$ZIP" <<'PYEOF'
-import pathlib, sys, zipfile
+SCRATCH="$(mktemp -d "$ROOT/build/launch.XXXXXXXX")"
+trap 'rm -rf "$SCRATCH"' EXIT
+TMP_ZIP="$SCRATCH/segmentation-pyfiles.zip"
+"$PY" - "$ROOT" "$TMP_ZIP" <<'PYEOF'
+import importlib.util, pathlib, sys, zipfile
 root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-tmp = target.with_suffix(".tmp")
-with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+spec = importlib.util.spec_from_file_location("_build", root / "segmentation" / "core" / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+info = build.BUILD_INFO_MODULE.replace(".", "/") + ".py"
+with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
     for package in ("segmentation", "jobs"):
         for path in sorted([*(root / package).rglob("*.py"), *(root / package).rglob("*.json")]):
-            zf.write(path, path.relative_to(root))
-tmp.replace(target)
+            if path.relative_to(root).as_posix() != info:
+                zf.write(path, path.relative_to(root))
+    # The commit, for code_version on a cluster, where the zip has no .git beside it.
+    zf.writestr(info, build.build_info_source(build.git_commit(root), ""))
 PYEOF
+mv -f "$TMP_ZIP" "$ZIP"
 
 DELTA_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
 DELTA_PACKAGE="io.delta:delta-spark_2.13:$DELTA_VERSION"
@@ -92,20 +103,26 @@ case "${master:-local}" in
       for jar in "${jars[@]}"; do [ -f "$jar" ] || return 1; done
     }
     if ! recorded_jars_present; then
-      cat > "$ROOT/build/resolved-jars.py" <<'PYEOF'
+      cat > "$SCRATCH/resolved-jars.py" <<'PYEOF'
 from pyspark import SparkContext
 SparkContext._ensure_initialized()  # the gateway spark-submit started; no SparkContext
 print("RESOLVED_JARS=" + (SparkContext._jvm.System.getProperty("spark.jars") or ""))
 PYEOF
-      resolved="$("$SUBMIT" --master "local[1]" --packages "$DELTA_PACKAGE" "$ROOT/build/resolved-jars.py" \
-                  2>"$ROOT/build/resolved-jars.log" | sed -n 's#^RESOLVED_JARS=##p' | sed 's#file:/*#/#g')" || true
-      if [ -n "$resolved" ]; then printf '%s\n' "$resolved" > "$JARS_FILE.tmp" && mv "$JARS_FILE.tmp" "$JARS_FILE"; fi
+      resolved="$("$SUBMIT" --master "local[1]" --packages "$DELTA_PACKAGE" "$SCRATCH/resolved-jars.py" \
+                  2>"$SCRATCH/resolved-jars.log" | sed -n 's#^RESOLVED_JARS=##p' | sed 's#file:/*#/#g')" || true
+      if [ -n "$resolved" ]; then
+        printf '%s\n' "$resolved" > "$SCRATCH/delta-jars.txt" && mv -f "$SCRATCH/delta-jars.txt" "$JARS_FILE"
+      else
+        cp "$SCRATCH/resolved-jars.log" "$ROOT/build/resolved-jars.log" 2>/dev/null || true  # why it failed
+      fi
     fi
     if recorded_jars_present; then deps=(--jars "$(cat "$JARS_FILE")"); fi ;;
 esac
 ship="$(ls "$conf_dir"/*.yaml | tr '\n' ',')$conf_dir/log4j2.properties"
 for f in "${files[@]+"${files[@]}"}"; do ship="$ship,$f"; done
 
+# exec replaces the shell, so its EXIT trap would never run: the scratch folder goes now.
+rm -rf "$SCRATCH"; trap - EXIT
 exec "$SUBMIT" \
   --master "${master:-local[*]}" \
   --name "segmentation-$JOB" \

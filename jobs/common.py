@@ -19,7 +19,7 @@ from segmentation.core import logs, redact
 from segmentation.core.config import Config, load_config, resolve_path
 from segmentation.core.errors import UNEXPECTED_EXIT_CODE, ConfigError, RunCancelled, SegmentationError
 from segmentation.io import maintenance, runs
-from segmentation.io.tables import parse_run_date
+from segmentation.io.tables import CSV_SUFFIXES, parse_run_date
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -111,7 +111,7 @@ def load(args: argparse.Namespace) -> tuple[Config, dt.date]:
 
 def _with_paths(cfg: Config, project: Path) -> Config:
     source = cfg.input.source
-    if cfg.input.format != "table" and ("/" in source or source.lower().endswith((".csv", ".parquet"))):
+    if cfg.input.format != "table" and ("/" in source or source.lower().endswith((*CSV_SUFFIXES, ".parquet"))):
         source = resolve_path(source, project)
     tables = cfg.tables.model_copy(update={
         "root": resolve_path(cfg.tables.root, project),
@@ -127,7 +127,7 @@ def _with_paths(cfg: Config, project: Path) -> Config:
 
 def _resolved_source(source: str, project: Path) -> str:
     """A path (not a table name) relative to the project."""
-    return resolve_path(source, project) if "/" in source or source.lower().endswith((".csv", ".parquet")) else source
+    return resolve_path(source, project) if "/" in source or source.lower().endswith((*CSV_SUFFIXES, ".parquet")) else source
 
 
 def spark_session(cfg: Config):
@@ -230,7 +230,7 @@ def main(job: str, run: Callable[..., dict[str, Any]],
         log.info("%s: run_id=%s run_date=%s profile=%s", job, run_id, run_date, ",".join(args.profile or ["local"]))
         spark = spark_session(cfg)
         stop.watch(spark, run_id)
-        started = _audit(job, runs.start, spark, cfg, run_id, run_date, job, started_at)
+        started = audit(job, runs.start, spark, cfg, run_id, run_date, job, started_at)
         stop.check()  # a signal during that write was caught by the audit's guard
         summary = _call(run, spark, cfg, run_date, progress)
         stop.check()  # a stage that catches broadly may have taken the cancel for its own failure
@@ -251,7 +251,7 @@ def main(job: str, run: Callable[..., dict[str, Any]],
         try:
             if spark is not None and cfg is not None and run_date is not None:
                 counts = {**progress, **(summary or {})}
-                _audit(job, runs.finish, spark, cfg, run_id, run_date, job, started_at, counts, error, started)
+                audit(job, runs.finish, spark, cfg, run_id, run_date, job, started_at, counts, error, started)
         finally:
             stop.restore()
     if error is not None:
@@ -386,7 +386,7 @@ def _call(run: Callable[..., dict[str, Any]], spark, cfg: Config, run_date: dt.d
     return run(spark, cfg, run_date)
 
 
-def _audit(job: str, write: Callable[..., None], *args: Any) -> bool:
+def audit(job: str, write: Callable[..., None], *args: Any) -> bool:
     """A write to the runs table; a failure is logged, never allowed to mask the job's own result."""
     try:
         write(*args)

@@ -1,5 +1,6 @@
 """`generate` job: synthetic customers in the raw table's schema, written as Parquet or Delta;
 with `--nights K`, nights 1..K of one population, each in its own folder (`OUTPUT/night=n`).
+Never into the product's own tables, and with a `runs` row like every job.
 
 It takes the shared job options (`--profile`, `--set`, `--conf-dir`, ... for the session) plus its
 own, so it has a small main of its own instead of `common.main`, whose `run` sees no arguments.
@@ -15,7 +16,9 @@ from pathlib import Path
 from jobs import common
 from segmentation.core import logs
 from segmentation.core.errors import AccountingError, ArgumentError, SegmentationError
+from segmentation.io import runs, tables
 from segmentation.synthetic.generator import (
+    GENERATED_TAG,
     ROWS_PER_PARTITION,
     WRITE_FORMATS,
     NightParams,
@@ -95,29 +98,48 @@ def _write(spark, args: argparse.Namespace, path: str, df, expected: int, step: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generates and writes the table; returns the exit status, like every job."""
+    """Generates and writes the table; returns the exit status, like every job.
+
+    Like every job it leaves a `runs` row, and it refuses (`ProductTableError`) to write over
+    the product's own tables: test data goes elsewhere.
+    """
     log = logs.configure()
     p = common.parser("generate")
     add_arguments(p)
     args = p.parse_args(argv)
     start = time.perf_counter()
     output = args.output if "://" in args.output else str(Path(args.output).resolve())
+    spark = cfg = run_date = None
+    run_id, started_at, started = runs.new_run_id(), runs.utc_now(), False
+    error: BaseException | None = None
+    written = 0
     try:
         params = _night_params(args)
-        cfg, _ = common.load(args)
+        cfg, run_date = common.load(args)
         spark = common.spark_session(cfg)
+        started = common.audit("generate", runs.start, spark, cfg, run_id, run_date, "generate", started_at)
+        paths = [output] if params is None else [output, *(night_path(output, n) for n in range(1, args.nights + 1))]
+        for path in paths:
+            tables.refuse_product_path(spark, cfg.tables, path, GENERATED_TAG)
         if params is None:
             written = _write(spark, args, output, generate_customers(spark, args.rows, args.seed, args.partitions),
                              args.rows, "generate customers")
         else:
-            written = 0
             for n in range(1, args.nights + 1):
                 expected = night_size(spark, args.rows, args.seed, n, params)
                 df = night(spark, args.rows, args.seed, n, params, args.partitions)
                 written += _write(spark, args, night_path(output, n), df, expected, f"generate night {n}")
     except SegmentationError as exc:
+        error = exc
         log.error("generate FAILED (%s): %s", type(exc).__name__, exc)
         return exc.exit_code
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if spark is not None and cfg is not None and run_date is not None:
+            common.audit("generate", runs.finish, spark, cfg, run_id, run_date, "generate", started_at,
+                         {"rows_written": written}, error, started)
     log.info("generate OK: tables=%s rows=%d elapsed=%.1fs", output, written, time.perf_counter() - start)
     return 0
 

@@ -103,7 +103,8 @@ PINNED = {
         _f("run_id", STR, NOT_NULL), _f("run_date", DATE, NOT_NULL), _f("job", STR, NOT_NULL),
         _f("started_at", TIME, NOT_NULL), _f("ended_at", TIME), _f("status", STR, NOT_NULL), _f("rows_read", LONG),
         _f("rows_written", LONG), _f("rows_quarantined", LONG), _f("model_version", STR), _f("error", STR),
-        _f("drift_status", STR), _f("registry_version", LONG),
+        _f("drift_status", STR), _f("registry_version", LONG), _f("user", STR), _f("code_version", STR),
+        _f("config_digest", STR), _f("input_version", STR),
     ]),
     "clustering_candidates": StructType([
         _f("model_version", STR, NOT_NULL), _f("run_date", DATE, NOT_NULL), _f("algorithm", STR, NOT_NULL),

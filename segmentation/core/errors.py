@@ -37,6 +37,11 @@ class ArgumentError(SegmentationError):
     exit_code = 2
 
 
+class ProductTableError(ArgumentError):
+    """An output path that is one of the product's own tables (or holds them, or any Delta table):
+    `generate` writes test data and must never overwrite what the product owns."""
+
+
 class InputError(SegmentationError):
     """The raw customer table is missing, empty or lacks a required column."""
 

@@ -184,7 +184,9 @@ def run_features(
             model_values, model_version = bundle.imputation, bundle.version
             s.detail = f"model={model_version} " + " ".join(f"{c}={v:.6g}" for c, v in model_values.items())
     with logs.step(log, "read and check input") as s:
-        raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format))
+        # Taken once, before the read, and the read pinned to it: the run records what it read.
+        input_version = progress["input_version"] = tables.input_version(spark, source, cfg.input.format)
+        raw = select_raw_columns(tables.read_raw(spark, source, cfg.input.format, input_version))
         checked = contract.check_rows(raw, cfg.contract, nullable=imp.columns)
         kept = F.size(contract.REASONS) == 0
         # One pass: the counts, and the medians and gaps of the rows that keep the contract. The
@@ -197,7 +199,7 @@ def run_features(
         ).first()
         rows_read, rows_bad = int(totals["rows"]), int(totals["bad"] or 0)
         progress["rows_read"] = s.rows = rows_read
-        s.detail = f"source={source} breaking_contract={rows_bad}"
+        s.detail = f"source={source} version={input_version} breaking_contract={rows_bad}"
     if rows_read == 0:
         raise InputError(f"input {source} has no rows")
     contract.check_share(rows_read, rows_bad, cfg.contract.max_quarantine_share, source)
@@ -246,6 +248,7 @@ def run_features(
         "rows_read": rows_read,
         "rows_written": rows_written,
         "rows_quarantined": rows_quarantined,
+        "input_version": input_version,
         "tables": [str(features_ref), str(quarantine_ref)],
         "medians": medians,
         "applied": applied,

@@ -10,6 +10,9 @@ than `runs.stale_after_hours` ago. Statuses are upper case, as they always were 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -17,7 +20,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
-from segmentation.core import logs, redact
+from segmentation.core import build, logs, redact
 from segmentation.core.config import Config
 from segmentation.io import tables
 from segmentation.io.rows import row
@@ -40,8 +43,15 @@ RUNS_SCHEMA = StructType(
         StructField("error", StringType(), True),
         StructField("drift_status", StringType(), True),  # score and nightly: ok | drift
         StructField("registry_version", LongType(), True),  # the registered version scored, trained or promoted
+        # Who ran what code with which settings on which input: written when the run starts, the
+        # input's version when its stage has read it (`delta:<version>` or `files:sha256:<hex>`).
+        StructField("user", StringType(), True),
+        StructField("code_version", StringType(), True),
+        StructField("config_digest", StringType(), True),  # sha256 of the resolved config, canonical JSON
+        StructField("input_version", StringType(), True),
     ]
 )
+
 
 _MAX_ERROR_CHARS = 1000
 
@@ -76,6 +86,29 @@ def describe(error: BaseException) -> str:
     return redact.text(described)[:_MAX_ERROR_CHARS]  # a URI in an error may carry a password
 
 
+def run_user(spark: SparkSession) -> str:
+    """The user Spark runs as (`SPARK_USER`, else the OS user); the OS user if Spark cannot say."""
+    try:
+        return str(spark.sparkContext.sparkUser())
+    except Exception:  # noqa: BLE001 - a shared cluster may not expose the SparkContext
+        try:
+            return getpass.getuser()
+        except Exception:  # noqa: BLE001 - no login name (a container without a passwd entry)
+            return "unknown"
+
+
+def config_digest(cfg: Config) -> str:
+    """sha256 of the resolved config as canonical JSON (sorted keys, no spaces), secrets' values
+    left out: two runs with one digest ran with the same settings."""
+    canonical = json.dumps(redact.tree(cfg.model_dump(mode="json")), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=True, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _audit_fields(spark: SparkSession, cfg: Config) -> dict[str, str]:
+    return {"user": run_user(spark), "code_version": build.code_version(), "config_digest": config_digest(cfg)}
+
+
 def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job: str, started_at: dt.datetime) -> None:
     """Marks runs that never finished as ABANDONED, then appends RUNNING: earlier runs of this job
     and date, and any run started more than `runs.stale_after_hours` before `started_at`."""
@@ -86,9 +119,9 @@ def start(spark: SparkSession, cfg: Config, run_id: str, run_date: dt.date, job:
     record = row(
         RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, ended_at=None, status=RUNNING,
         rows_read=None, rows_written=None, rows_quarantined=None, model_version=None, error=None, drift_status=None,
-        registry_version=None,
+        registry_version=None, input_version=None, **_audit_fields(spark, cfg),
     )
-    # mergeSchema: a runs table from before drift_status or registry_version gains the columns.
+    # mergeSchema: a runs table from before drift_status, registry_version or the audit fields gains them.
     tables.append(spark.createDataFrame([record], RUNS_SCHEMA), ref, merge_schema=True)
 
 
@@ -113,10 +146,12 @@ def finish(
         "error": describe(error) if error else None,
         "drift_status": counts.get("drift_status"),
         "registry_version": counts.get("registry_version"),
+        "input_version": counts.get("input_version"),
     }
     ref = tables.table_ref(cfg.tables, cfg.tables.runs)
     if not started:
-        record = row(RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, **values)
+        record = row(RUNS_SCHEMA, run_id=run_id, run_date=run_date, job=job, started_at=started_at, **values,
+                     **_audit_fields(spark, cfg))
         tables.append(spark.createDataFrame([record], RUNS_SCHEMA), ref, merge_schema=True)
         return
     types = {f.name: f.dataType for f in RUNS_SCHEMA.fields}
@@ -157,3 +192,24 @@ def status(spark: SparkSession, cfg: Config, run_id: str) -> str | None:
         return None
     found = tables.read_delta(spark, ref).where(F.col("run_id") == run_id).select("status").first()
     return found["status"] if found else None
+
+
+# The jobs that write a night's features (and record the input they read).
+FEATURE_JOBS = ("features", "nightly", "train")
+
+
+def last_input_version(spark: SparkSession, cfg: Config, run_date: dt.date) -> str | None:
+    """The input version recorded by the latest successful run that wrote `run_date`'s features;
+    None before any did (or in a runs table from before `input_version`)."""
+    ref = tables.table_ref(cfg.tables, cfg.tables.runs)
+    if not tables.exists(spark, ref):
+        return None
+    table = tables.read_delta(spark, ref)
+    if "input_version" not in table.columns:
+        return None
+    found = (
+        table.where((F.col("run_date") == F.lit(run_date)) & (F.col("status") == SUCCEEDED)
+                    & F.col("job").isin(*FEATURE_JOBS) & F.col("input_version").isNotNull())
+        .orderBy(F.col("ended_at").desc()).select("input_version").first()
+    )
+    return found["input_version"] if found else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import os
 import re
 import time
@@ -20,8 +21,14 @@ from pyspark.sql.utils import AnalysisException
 
 from segmentation.core import logs
 from segmentation.core.columns import CORRUPT_COLUMN, RAW_SCHEMA, RUN_DATE
-from segmentation.core.config import TablesConfig
-from segmentation.core.errors import ArgumentError, ConcurrentRunError, FeaturesNotFoundError, InputError
+from segmentation.core.config import TABLE_KEYS, TablesConfig
+from segmentation.core.errors import (
+    ArgumentError,
+    ConcurrentRunError,
+    FeaturesNotFoundError,
+    InputError,
+    ProductTableError,
+)
 
 # Up to three-part names (catalog.schema.table) of plain identifiers.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -67,11 +74,15 @@ def run_date_predicate(run_date: dt.date) -> str:
 # raw input
 
 
+# What Spark's CSV reader decompresses by the file's ending (Hadoop's codecs).
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.deflate", ".csv.zst", ".csv.lz4", ".csv.snappy")
+
+
 def input_kind(source: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     lowered = source.lower().rstrip("/")
-    if lowered.endswith(".csv"):
+    if lowered.endswith(CSV_SUFFIXES):
         return "csv"
     if lowered.endswith(".parquet"):
         return "parquet"
@@ -79,9 +90,20 @@ def input_kind(source: str, fmt: str) -> str:
         if "://" not in source and Path(source, "_delta_log").is_dir():
             return "delta"
         if "://" not in source and Path(source).is_dir():
-            return "parquet"
+            return "csv" if _holds_csv(Path(source)) else "parquet"
         return "delta"
     return "table"
+
+
+def _holds_csv(folder: Path) -> bool:
+    """A local folder (not Delta) whose data files are CSV, compressed or not."""
+    names = [p.name.lower() for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder).parts)]
+    return bool(names) and all(n.endswith(CSV_SUFFIXES) for n in names)
+
+
+def _hidden(parts) -> bool:
+    # Spark's file listing skips names starting with "_" or "." (_SUCCESS, .crc files, _delta_log).
+    return any(part.startswith(("_", ".")) for part in parts)
 
 
 def csv_schema(header: list[str]) -> StructType:
@@ -95,27 +117,148 @@ def csv_schema(header: list[str]) -> StructType:
     return StructType(fields + [StructField(CORRUPT_COLUMN, StringType(), True)])
 
 
-def _csv_header(spark: SparkSession, source: str) -> list[str]:
-    first = spark.read.text(source).first()
-    if first is None or not first[0].strip():
-        raise InputError(f"input {source} is empty (no header line)")
-    line = first[0].lstrip("\ufeff")  # a spreadsheet's byte-order mark
+def _parse_header(line: str) -> list[str]:
+    line = line.lstrip("\ufeff")  # a spreadsheet's byte-order mark
     return [name.strip().strip('"') for name in next(csv.reader([line]))]
 
 
-def read_raw(spark: SparkSession, source: str, fmt: str = "auto") -> DataFrame:
-    """The raw customer table; CSV is read with an explicit schema built from its header."""
+def _data_files(spark: SparkSession, source: str) -> list:
+    """The input's data files (Hadoop `FileStatus`es, sorted by path) as Spark's reader sees them:
+    the files a path or glob names, and the visible files under the folders it names."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(source)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = fs.globStatus(hadoop_path)
+    if statuses is None:
+        raise InputError(f"input not found: {source}")
+    found = []
+    for status in statuses:
+        if not status.isDirectory():
+            found.append(status)
+            continue
+        root = str(status.getPath().toUri().getPath())
+        listing = fs.listFiles(status.getPath(), True)
+        while listing.hasNext():
+            child = listing.next()
+            relative = str(child.getPath().toUri().getPath())[len(root):].strip("/")
+            if not _hidden(relative.split("/")):
+                found.append(child)
+    return sorted(found, key=lambda st: str(st.getPath()))
+
+
+def csv_headers(spark: SparkSession, source: str) -> dict[str, list[str]]:
+    """Each CSV file's own header, by file: the first line of each, read on the driver.
+
+    Spark takes a folder's header from one file and applies the schema by position to all, so
+    a file whose columns come in another order would be misread. Only the first line of each
+    file is read (through Hadoop's file system and codecs, so `s3a://` and `.csv.gz` work too);
+    files with no line at all are left out, as Spark reads no rows from them.
+    """
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
+    headers: dict[str, list[str]] = {}
+    for status in _data_files(spark, source):
+        path = status.getPath()
+        stream = path.getFileSystem(conf).open(path)
+        codec = codecs.getCodec(path)
+        if codec is not None:
+            stream = codec.createInputStream(stream)
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        try:
+            line = reader.readLine()
+        finally:
+            reader.close()
+        if line is None:
+            continue
+        if not line.strip():
+            raise InputError(f"input {source}: {path} has an empty first line where its header should be")
+        headers[str(path)] = _parse_header(line)
+    return headers
+
+
+def input_version(spark: SparkSession, source: str, fmt: str = "auto") -> str | None:
+    """Which state of the input a run reads: `delta:<version>` for a Delta table, else
+    `files:sha256:<hex>` over the sorted (path, size, modification time) of its data files.
+
+    The file digest reads no data: a digest of the contents would read the whole input a second
+    time, and a rewrite, an added or a removed file changes size or time (or the list) anyway.
+    None for a metastore table that is not Delta (nothing cheap identifies its state).
+    """
+    kind = input_kind(source, fmt)
+    if kind == "table":
+        ref = TableRef(name=check_identifier(source))
+        try:
+            return f"delta:{latest_version(spark, ref)}"
+        except Exception:  # noqa: BLE001 - not a Delta table: no version to name
+            return None
+    if "://" not in source and not Path(source).exists():
+        raise InputError(f"input not found: {source}")
+    if kind == "delta":
+        try:
+            return f"delta:{latest_version(spark, TableRef(path=source))}"
+        except AnalysisException as exc:
+            raise InputError(f"cannot read input {source} as delta: {exc.getMessage()}") from None
+    digest = hashlib.sha256()
+    for status in _data_files(spark, source):
+        digest.update(f"{status.getPath()}\t{status.getLen()}\t{status.getModificationTime()}\n".encode())
+    return f"files:sha256:{digest.hexdigest()}"
+
+
+def _delta_version(version: str | None) -> int | None:
+    return int(version.split(":", 1)[1]) if version and version.startswith("delta:") else None
+
+
+def _read_csv(spark: SparkSession, source: str) -> DataFrame:
+    """The CSV input, every file read by its own header's names.
+
+    Files whose headers name the same columns in another order are read apart (each with the
+    schema in its own order) and put together by name; files naming other columns are refused.
+    """
+    headers = csv_headers(spark, source)
+    if not headers:
+        raise InputError(f"input {source} is empty (no header line)")
+    (first_file, first), *_ = headers.items()
+    orders: dict[tuple[str, ...], list[str]] = {}
+    for path, header in headers.items():
+        if sorted(header) != sorted(first):
+            raise InputError(
+                f"input {source}: {path} has the header {','.join(header)} but {first_file} has "
+                f"{','.join(first)}; every file must name the same columns"
+            )
+        orders.setdefault(tuple(header), []).append(path)
+
+    def read(paths, header) -> DataFrame:
+        return spark.read.csv(paths, schema=csv_schema(list(header)), header=True, mode="PERMISSIVE",
+                              columnNameOfCorruptRecord=CORRUPT_COLUMN)
+
+    if len(orders) == 1:
+        return read(source, first)  # one column order: read as given (partition folders and all)
+    frames = [read(paths, header) for header, paths in orders.items()]
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def read_raw(spark: SparkSession, source: str, fmt: str = "auto", version: str | None = None) -> DataFrame:
+    """The raw customer table; CSV is read file by file by header name, with an explicit schema.
+
+    `version` (from `input_version`): a Delta input is read at that version, so what is read is
+    what is recorded.
+    """
     kind = input_kind(source, fmt)
     if kind != "table" and "://" not in source and not Path(source).exists():
         raise InputError(f"input not found: {source}")
+    pinned = _delta_version(version)
     try:
         if kind == "csv":
-            return spark.read.csv(
-                source, schema=csv_schema(_csv_header(spark, source)), header=True, mode="PERMISSIVE",
-                columnNameOfCorruptRecord=CORRUPT_COLUMN,
-            )
+            return _read_csv(spark, source)
         if kind == "table":
-            return spark.read.table(check_identifier(source))
+            ref = TableRef(name=check_identifier(source))
+            return read_version(spark, ref, pinned) if pinned is not None else spark.read.table(ref.name)
+        if kind == "delta" and pinned is not None:
+            return read_version(spark, TableRef(path=source), pinned)
         return spark.read.format(kind).load(source)
     except AnalysisException as exc:
         raise InputError(f"cannot read input {source} as {kind}: {exc.getMessage()}") from None
@@ -123,6 +266,35 @@ def read_raw(spark: SparkSession, source: str, fmt: str = "auto") -> DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # Delta tables
+
+
+def _normal(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.realpath(path)
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def refuse_product_path(spark: SparkSession, tables: TablesConfig, path: str, own_tag: str = "") -> None:
+    """A named error if writing `path` would overwrite what the product owns: a configured table,
+    anything under `tables.root` or `tables.models_dir`, a folder holding them, or any Delta table
+    (but one whose latest commit carries `own_tag`, the writer's own earlier output)."""
+    target = _normal(path)
+    owned = {f"tables.{key}": os.path.join(tables.root, getattr(tables, key)) for key in TABLE_KEYS
+             if not tables.schema}
+    owned.update({"tables.root": tables.root, "tables.models_dir": tables.models_dir})
+    for key, folder in owned.items():
+        folder = _normal(folder)
+        if _within(target, folder) or _within(folder, target):
+            raise ProductTableError(
+                f"refusing to write {path}: it is {'inside' if _within(target, folder) else 'a folder holding'} "
+                f"{key} ({folder}), which the product owns; write test data elsewhere"
+            )
+    if DeltaTable.isDeltaTable(spark, path):
+        if own_tag and DeltaTable.forPath(spark, path).history(1).first()["userMetadata"] == own_tag:
+            return
+        raise ProductTableError(f"refusing to write {path}: it is an existing Delta table; write test data elsewhere")
 
 
 def exists(spark: SparkSession, ref: TableRef) -> bool:
@@ -137,11 +309,13 @@ def read_delta(spark: SparkSession, ref: TableRef) -> DataFrame:
     return spark.read.format("delta").load(ref.path)
 
 
-def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> DataFrame:
-    """One night's partition of a run_date-keyed table; a named error when there is none."""
+def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date, version: int | None = None) -> DataFrame:
+    """One night's partition of a run_date-keyed table (at Delta `version` if given); a named
+    error when there is none."""
     if not exists(spark, ref):
         raise FeaturesNotFoundError(f"table {ref} does not exist yet: run the features job first")
-    return read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date))
+    table = read_delta(spark, ref) if version is None else read_version(spark, ref, version)
+    return table.where(F.col(RUN_DATE) == F.lit(run_date))
 
 
 def replace_run(

@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import subprocess
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from segmentation.core import logs, redact
+from segmentation.core import build, logs, redact
 from segmentation.core.config import Config
 from segmentation.core.errors import ModelError, ModelIntegrityError, RegistryError, RegistryMissingError
 from segmentation.model import store
@@ -239,23 +238,8 @@ def _register(client, cfg: Config, source: str, run_id: str, folder: Path, linea
 
 
 def code_version() -> str:
-    """The package version and, in a git checkout, the commit (with +dirty for local changes)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        text = version("segmentation")
-    except PackageNotFoundError:
-        text = "unknown"
-    here = Path(__file__).resolve().parents[1]
-    if (here / ".git").exists():
-        with contextlib.suppress(Exception):
-            commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
-            if commit:
-                text += f"+{commit}" + (".dirty" if dirty else "")
-    return text
+    """The package version and the commit (see `segmentation.core.build`)."""
+    return build.code_version()
 
 
 # ---------------------------------------------------------------------------------------------

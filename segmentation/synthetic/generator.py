@@ -193,11 +193,19 @@ def _customers(keyed: DataFrame, seed: int) -> DataFrame:
     )
 
 
+# A Delta table the generator wrote carries this as its commits' userMetadata: `generate` may
+# replace its own output, and refuses any other Delta table.
+GENERATED_TAG = "segmentation-generate"
+
+
 def write_customers(df: DataFrame, path: str, fmt: str = "parquet") -> None:
     """Writes (replacing) the generated table as Parquet or Delta at `path`."""
     if fmt not in WRITE_FORMATS:
         raise ArgumentError(f"format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
-    df.write.format(fmt).mode("overwrite").save(path)
+    writer = df.write.format(fmt).mode("overwrite")
+    if fmt == "delta":
+        writer = writer.option("userMetadata", GENERATED_TAG)
+    writer.save(path)
 
 
 # ---------------------------------------------------------------------------------------------

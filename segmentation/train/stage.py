@@ -32,7 +32,7 @@ from segmentation.core.config import Config
 from segmentation.core.errors import ModelError, RegistryMissingError, TrainingError
 from segmentation.downstream import drift
 from segmentation.features.stage import applied_imputation, run_features
-from segmentation.io import tables
+from segmentation.io import runs, tables
 from segmentation.model import registry, store
 from segmentation.serving import pyfunc
 from segmentation.train import candidates as candidates_table
@@ -56,6 +56,14 @@ def purchase_type(sample: pd.DataFrame) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # What each step of the train hands to the next.
+
+
+class Pinned(NamedTuple):
+    """What the train read, taken once before it reads: the features table's Delta version, and
+    the input those features were built from (`delta:<version>` or `files:sha256:<hex>`)."""
+
+    features_version: int
+    input_version: str | None
 
 
 class NightCounts(NamedTuple):
@@ -129,7 +137,7 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
                hold: str | None = None) -> dict[str, Any]:
     log = logs.get("train")
     version = store.new_version()
-    sample = _sample(spark, cfg, run_date, ensure_features, log)
+    sample, pinned = _sample(spark, cfg, run_date, ensure_features, log)
     prepared = _transform(sample, cfg, log)
     candidates = _compare(sample, prepared.X, cfg, log)
     current = _current_model(cfg, log)
@@ -138,12 +146,13 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
     matched = _match(winner, sample, current, cfg, log)
     fitted = _fit_forest(sample, matched.labels, cfg, log)
     explained = _explain(sample, prepared.scaled, matched, fitted, cfg, log)
-    night = _night_counts(spark, cfg, run_date)
-    bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, chosen, matched, fitted, explained, night)
+    night = _night_counts(spark, cfg, run_date, pinned.features_version)
+    bundle = _bundle(cfg, run_date, version, sample, prepared, candidates, chosen, matched, fitted, explained, night,
+                     pinned)
     report = _report(cfg, run_date, bundle, sample, prepared, matched, candidates, explained, night, chosen, log)
     path = _save_model(spark, cfg, run_date, bundle, candidates, len(prepared.X), fitted, explained, matched, report,
                        log)
-    registered = _register(spark, cfg, run_date, bundle, path, fitted.failure, night.rows_read, log, hold)
+    registered = _register(cfg, run_date, bundle, path, fitted.failure, night.rows_read, pinned, log, hold)
     if fitted.failure is not None:
         where = f"registered as {cfg.registry.model_name} version {registered}, " if registered else ""
         raise TrainingError(f"{fitted.failure}; model {version} kept at {path} ({where}never "
@@ -155,6 +164,8 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
         "model_path": str(path),
         "metrics": bundle.metrics,
         "sample_rows": len(sample),
+        "features_version": pinned.features_version,
+        "input_version": pinned.input_version,
         "tables": [
             str(tables.table_ref(cfg.tables, name))
             for name in (cfg.tables.clustering_candidates, cfg.tables.segment_profiles, cfg.tables.segment_drivers,
@@ -167,19 +178,30 @@ def _run_train(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_featu
 # The steps, in order
 
 
-def _sample(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable, log) -> pd.DataFrame:
-    """The bounded driver sample of the date's features, building the features first if absent."""
+def _sample(spark: SparkSession, cfg: Config, run_date: dt.date, ensure_features: Callable,
+            log) -> tuple[pd.DataFrame, Pinned]:
+    """The bounded driver sample of the date's features, building the features first if absent.
+
+    The features are read at the Delta version taken here, once: everything the train reads of
+    them and records (the night's counts, the registry's lineage tags) is of that version, even
+    if the features are written again while it trains.
+    """
     scfg = cfg.train.sample
     with logs.step(log, "sample features") as s:
         features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
+        built = None
         if not tables.exists(spark, features_ref) or tables.read_run(spark, features_ref, run_date).isEmpty():
             log.info("no features for %s yet: running the features stage first", run_date)
-            ensure_features(spark, cfg, run_date)
-        features = tables.read_run(spark, features_ref, run_date)
+            built = ensure_features(spark, cfg, run_date)
+        features_version = tables.latest_version(spark, features_ref)
+        input_version = built.get("input_version") if isinstance(built, dict) else None
+        pinned = Pinned(features_version, input_version or runs.last_input_version(spark, cfg, run_date))
+        features = tables.read_run(spark, features_ref, run_date, features_version)
         sample = driver_sample(features, FEATURE_COLUMNS, scfg.max_rows, scfg.seed)
         s.rows = len(sample)
-        s.detail = f"cap={scfg.max_rows} seed={scfg.seed}"
-    return sample
+        s.detail = (f"cap={scfg.max_rows} seed={scfg.seed} features_version={features_version} "
+                    f"input_version={pinned.input_version}")
+    return sample, pinned
 
 
 def _transform(sample: pd.DataFrame, cfg: Config, log) -> Prepared:
@@ -303,7 +325,7 @@ def _explain(sample: pd.DataFrame, scaled: np.ndarray, matched: Matched, fitted:
     return Explained(profile, people, global_drivers, segment_drivers)
 
 
-def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightCounts:
+def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date, features_version: int) -> NightCounts:
     """(values the gaps were filled with, missing values per column, rows read) of the night.
 
     The values are those the features stage applied (the scoring model's, or the night's own
@@ -314,7 +336,8 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightC
     feature rows + quarantined rows. Aggregates only: no customer row reaches the driver.
     """
     applied, missing = applied_imputation(spark, cfg, run_date)
-    features_rows = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date).count()
+    features_rows = tables.read_run(spark, tables.table_ref(cfg.tables, cfg.tables.features), run_date,
+                                    features_version).count()
     quarantined = 0
     ref = tables.table_ref(cfg.tables, cfg.tables.quarantine)
     if tables.exists(spark, ref):
@@ -334,7 +357,7 @@ def _night_counts(spark: SparkSession, cfg: Config, run_date: dt.date) -> NightC
 def _bundle(
     cfg: Config, run_date: dt.date, version: str, sample: pd.DataFrame, prepared: Prepared,
     candidates: list[clustering.Candidate], chosen: selection.Selection, matched: Matched, fitted: Fitted,
-    explained: Explained, night: NightCounts,
+    explained: Explained, night: NightCounts, pinned: Pinned,
 ) -> store.ModelBundle:
     """Everything scoring, serving and the report need, with the train's metrics."""
     people = explained.people
@@ -349,7 +372,8 @@ def _bundle(
         imputation=night.imputed_with,
         metrics=metrics,
         library_versions=store.library_versions(),
-        trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date}",
+        trained_on=f"{tables.table_ref(cfg.tables, cfg.tables.features)} run_date={run_date} "
+                   f"version={pinned.features_version}",
         clustering_space=prepared.space,
         segment_descriptions={k: people[k].description for k in classes},
         profiles=explained.profile,
@@ -416,8 +440,8 @@ def _save_model(
 
 
 def _register(
-    spark: SparkSession, cfg: Config, run_date: dt.date, bundle: store.ModelBundle, path: Path,
-    failure: str | None, rows_read: int, log, hold: str | None = None,
+    cfg: Config, run_date: dt.date, bundle: store.ModelBundle, path: Path,
+    failure: str | None, rows_read: int, pinned: Pinned, log, hold: str | None = None,
 ) -> int | None:
     """The MLflow run and registered version (None with the registry off); champion only without
     `failure` and without `hold` (a held version passed its gates and can be promoted by hand)."""
@@ -425,7 +449,7 @@ def _register(
         return None
     with logs.step(log, "register model") as s:
         registered = registry.log_training(
-            cfg, run_date, bundle.metrics, path, _lineage_tags(spark, cfg, run_date, bundle, rows_read), failure,
+            cfg, run_date, bundle.metrics, path, _lineage_tags(cfg, run_date, bundle, rows_read, pinned), failure,
             save_pyfunc=pyfunc.save_model, hold=hold,
         )
         s.detail = f"{cfg.registry.model_name} version={registered} " + (
@@ -438,14 +462,16 @@ def _register(
 # What the steps use
 
 
-def _lineage_tags(spark: SparkSession, cfg: Config, run_date: dt.date, bundle, rows: int) -> dict[str, Any]:
-    """Where the version came from, as registry tags another tool can read."""
+def _lineage_tags(cfg: Config, run_date: dt.date, bundle, rows: int, pinned: Pinned) -> dict[str, Any]:
+    """Where the version came from, as registry tags another tool can read: the features at the
+    version the train read, and the state of the input they were built from."""
     features_ref = tables.table_ref(cfg.tables, cfg.tables.features)
     return {
         "source_table": redact.text(cfg.input.source),
         "run_date": run_date.isoformat(),
         "features_table": str(features_ref),
-        "features_delta_version": tables.latest_version(spark, features_ref),
+        "features_delta_version": pinned.features_version,
+        "input_version": pinned.input_version,
         "rows": rows,
         "sample_rows": bundle.metrics["sample_rows"],
         "code_version": registry.code_version(),
