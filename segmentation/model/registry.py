@@ -390,26 +390,39 @@ def _marker(cfg: Config) -> Path:
     return Path(cfg.tables.models_dir) / REGISTRY_MARKER
 
 
-def _mark_registry(cfg: Config) -> None:
-    """Writes the lake's `REGISTRY` marker once: from now on the lake needs its registry."""
+def _marker_line(cfg: Config) -> str:
+    """The marker's line for this config's registry: the model name and a digest of the registry
+    URI (a URI may carry a password), so lakes that share `models_dir` with registries of their
+    own each need only theirs."""
+    return f"{cfg.registry.model_name} sha256:{hashlib.sha256(uris(cfg)[1].encode()).hexdigest()}"
+
+
+def _marked(cfg: Config) -> bool:
     marker = _marker(cfg)
-    if marker.is_file():
+    return marker.is_file() and _marker_line(cfg) in marker.read_text().splitlines()
+
+
+def _mark_registry(cfg: Config) -> None:
+    """Adds this registry to the lake's `REGISTRY` marker once: from now on the lake needs it."""
+    if _marked(cfg):
         return
+    marker = _marker(cfg)
     marker.parent.mkdir(parents=True, exist_ok=True)
+    lines = marker.read_text().splitlines() if marker.is_file() else []
     tmp = marker.with_name(f".{REGISTRY_MARKER}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(f"{cfg.registry.model_name}\n")
+    tmp.write_text("\n".join([*lines, _marker_line(cfg)]) + "\n")
     tmp.replace(marker)
 
 
 def _require_no_registry_history(cfg: Config) -> None:
-    """Raises `RegistryMissingError` when the lake has had a registry that is now gone or off."""
-    marker = _marker(cfg)
-    if not marker.is_file():
+    """Raises `RegistryMissingError` when the lake has had this registry and it is now gone or off."""
+    if not _marked(cfg):
         return
+    marker = _marker(cfg)
     state = "is turned off (registry.enabled=false)" if not cfg.registry.enabled else \
-        f"has no registered model {cfg.registry.model_name} at {uris(cfg)[1]}"
+        f"has no registered model {cfg.registry.model_name} at {redact.text(uris(cfg)[1])}"
     raise RegistryMissingError(
-        f"this lake has had a registry ({marker} exists) but the registry {state}: refusing to fall back to "
+        f"this lake has had a registry ({marker} names it) but the registry {state}: refusing to fall back to "
         f"{store.LATEST_FILE}, which checks only the manifest beside the pickle. Restore the registry; to run "
         f"without one on purpose, remove {marker}")
 
