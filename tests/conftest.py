@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -39,6 +40,16 @@ def spark():
 
 # Jobs apply the config's shuffle partitions to the session they reuse (this one): tests keep 2.
 TEST_SESSION = ["--set", "spark.shuffle_partitions=2"]
+
+
+@pytest.fixture
+def segmentation_log(caplog):
+    """The product's log lines (its logger does not propagate to the root one pytest watches)."""
+    logger = logging.getLogger("segmentation")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="segmentation")
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

@@ -16,16 +16,6 @@ from segmentation.core.errors import ConfigError
 CONF = PROJECT / "conf"
 
 
-@pytest.fixture
-def segmentation_log(caplog):
-    """The product's log lines (its logger does not propagate to the root one pytest watches)."""
-    logger = logging.getLogger("segmentation")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="segmentation")
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 def test_a_conf_dir_that_does_not_exist_is_an_error(tmp_path, lake, monkeypatch):
     # It used to fall back to the checkout's conf/ without a word.
     assert features_job.main([*lake, "--conf-dir", str(tmp_path / "no-such-conf")]) == 2

@@ -1,7 +1,6 @@
 """Secrets stay out of what the product records: MLflow params, RegistryError, runs.error, logs."""
 
 import datetime as dt
-import logging
 
 import pytest
 import yaml
@@ -24,15 +23,6 @@ EXTRA = {
     "spark.authenticate.secret": AUTH_SECRET,  # a core setting: the running session refuses it
     "spark.sql.ansi.enabled": "true",
 }
-
-
-@pytest.fixture
-def segmentation_log(caplog):
-    logger = logging.getLogger("segmentation")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="segmentation")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def _no_secret(text: str) -> None:

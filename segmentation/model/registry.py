@@ -439,6 +439,15 @@ def scoring_version(cfg: Config) -> str | None:
         return None
 
 
+def _passing_version(client, cfg: Config, version: int, purpose: str):
+    """The registered `version`, refused when it failed its quality gates."""
+    mv = _version(client, cfg, version)
+    if mv.tags.get(GATES_TAG) == "failed":
+        raise ModelError(f"{cfg.registry.model_name} version {version} failed its quality gates "
+                         f"({mv.tags.get(REASON_TAG, 'no reason recorded')}) and is not {purpose}")
+    return mv
+
+
 def load(cfg: Config, version: str = "") -> Loaded:
     """The bundle of `version` ("" for `current`), its bytes checked before unpickling."""
     version = version or current(cfg) or ""
@@ -447,10 +456,7 @@ def load(cfg: Config, version: str = "") -> Loaded:
             _require_no_registry_history(cfg)
         return Loaded(store.load(cfg.tables.models_dir, version), None)
     with _mlflow(cfg) as client:
-        mv = _version(client, cfg, int(version))
-        if mv.tags.get(GATES_TAG) == "failed":
-            raise ModelError(f"{cfg.registry.model_name} version {version} failed its quality gates "
-                             f"({mv.tags.get(REASON_TAG, 'no reason recorded')}) and is not usable")
+        mv = _passing_version(client, cfg, int(version), "usable")
         digest = mv.tags.get(DIGEST_TAG)
         if not digest:
             raise ModelError(f"{cfg.registry.model_name} version {version} has no {DIGEST_TAG} tag: not registered by "
@@ -486,10 +492,7 @@ def verified_model(cfg: Config, version: int | None, into: Path) -> tuple[int, P
             version = _champion_version(client, cfg)
             if version is None:
                 raise ModelError(f"{name} has no {cfg.registry.alias} to serve; pass --version N")
-        mv = _version(client, cfg, version)
-        if mv.tags.get(GATES_TAG) == "failed":
-            raise ModelError(f"{name} version {version} failed its quality gates "
-                             f"({mv.tags.get(REASON_TAG, 'no reason recorded')}) and is not servable")
+        mv = _passing_version(client, cfg, version, "servable")
         expected = mv.tags.get(MODEL_DIGEST_TAG)
         if not expected:
             raise ModelIntegrityError(f"{name} version {version} has no {MODEL_DIGEST_TAG} tag (registered before "
