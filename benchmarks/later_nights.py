@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -67,6 +69,27 @@ def _old_merge(spark, night, ref: tables.TableRef, run_date: dt.date, previous_d
      .execute())
 
 
+class _Steps(logging.Handler):
+    """The product's step lines ("name: rows=.. seconds=.."), summed per stage and step."""
+
+    LINE = re.compile(r"^([^:]+):.*?\bseconds=([\d.]+)")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if m := self.LINE.match(record.getMessage()):
+            key = f"{record.name.removeprefix('segmentation.')}: {m.group(1)}"
+            self.seconds[key] = round(self.seconds.get(key, 0.0) + float(m.group(2)), 2)
+
+
+def _events_by_kind(spark, cfg, run_date: dt.date) -> dict[str, int]:
+    """The night's segment events per kind (new, moved, relabelled, departed): who moved."""
+    ref = tables.table_ref(cfg.tables, cfg.tables.segment_events)
+    return {r["event"]: int(r["count"]) for r in tables.read_run(spark, ref, run_date).groupBy("event").count().collect()}
+
+
 def _feed_rows(spark, ref: tables.TableRef, since: int) -> int:
     if tables.latest_version(spark, ref) < since:
         return 0
@@ -117,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         setattr(current, name, timed)
 
     nights = []
+    steps = _Steps()
+    logging.getLogger(logs.LOGGER_NAME).addHandler(steps)
     for i, (run_date, source) in enumerate(zip(NIGHTS, (first, first, moved))):
+        steps.seconds = {}
         night_cfg = config(source)
         before = tables.latest_version(spark, ref) if tables.exists(spark, ref) else -1
         start = time.perf_counter()
@@ -140,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             "segment_events": scored["membership_changes"],
             "segments_current_commits": after - before,
             "change_feed_rows": _feed_rows(spark, ref, before + 1),
+            "events_by_kind": _events_by_kind(spark, cfg, run_date),
+            "steps_s": {k: v for k, v in steps.seconds.items() if not k.startswith("train")},
+            "segments_current_vs_scoring": (
+                round(sum(merge_seconds) / steps.seconds["score: score and write segments"], 2)
+                if steps.seconds.get("score: score and write segments") else None),
         })
     # The old MERGE of the last night, into a copy of the table as the night before left it, with
     # the old table's properties (change feed, no deletion vectors): the cost this replaces.

@@ -99,6 +99,14 @@ def test_bad_rows_are_quarantined_with_their_reasons(spark, tmp_path, lake):
     last = _runs(spark, lake_dir)[-1]
     assert (last.rows_read, last.rows_written, last.rows_quarantined) == (len(GOOD_LINES), len(GOOD_LINES), 0)
 
+    # The clean night once more: nothing to empty, so no commit to quarantine at all.
+    from delta.tables import DeltaTable
+
+    before = DeltaTable.forPath(spark, str(lake_dir / "quarantine")).history(1).first()["version"]
+    assert features_job.main([*args[:2], "--input", str(clean), *args[4:]]) == 0
+    assert DeltaTable.forPath(spark, str(lake_dir / "quarantine")).history(1).first()["version"] == before
+    assert _runs(spark, lake_dir)[-1].rows_quarantined == 0
+
 
 def test_spreadsheet_exports_reordered_and_extra_columns_read_by_name(spark, tmp_path, lake):
     frame = pd.read_csv(io.StringIO("\n".join([HEADER, *GOOD_LINES[:50]])), dtype=str)

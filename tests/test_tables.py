@@ -19,6 +19,16 @@ def test_replace_run_is_idempotent_and_leaves_other_dates(spark, tmp_path):
     assert [r.id for r in tables.read_run(spark, ref, D2).collect()] == [3]
 
 
+def test_holds_run_answers_from_the_log_and_none_without_a_table(spark, tmp_path):
+    ref = tables.TableRef(path=str(tmp_path / "t"))
+    assert tables.holds_run(spark, ref, D1) is None
+    tables.replace_run(spark.createDataFrame([(1, D1)], SCHEMA), ref, D1)
+    tables.replace_run(spark.createDataFrame([], SCHEMA), ref, D2)  # an emptied night leaves no file
+    assert (tables.holds_run(spark, ref, D1), tables.holds_run(spark, ref, D2)) == (True, False)
+    tables.replace_run(spark.createDataFrame([], SCHEMA), ref, D1)
+    assert tables.holds_run(spark, ref, D1) is False
+
+
 def _file_stats(path):
     import json
 

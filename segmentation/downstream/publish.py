@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.core import logs
@@ -64,14 +64,17 @@ def _derive_from(spark: SparkSession, cfg: Config, run_date: dt.date, previous_d
     return tables.written_rows(spark, events_ref, run_date, tag)
 
 
-def _share_changes(spark: SparkSession, cfg: Config, run_date: dt.date,
-                   previous_date: dt.date | None) -> dict[int, float]:
+def _share_changes(spark: SparkSession, cfg: Config, run_date: dt.date, previous_date: dt.date | None,
+                   tonight: dict[int, float] | None = None) -> dict[int, float]:
+    """Share changes of `run_date` against `previous_date`; `tonight`: its shares when already at hand."""
     if previous_date is None:
         return {}
+    wanted = [previous_date] if tonight is not None else [run_date, previous_date]
     two_nights = tables.read_delta(spark, _ref(cfg, "segment_shares")).where(
-        F.col(RUN_DATE).isin(run_date, previous_date)
+        F.col(RUN_DATE).isin(*wanted)
     ).select(RUN_DATE, "segment_id", "share").collect()  # a few rows per night
-    tonight = {r.segment_id: r.share for r in two_nights if r[RUN_DATE] == run_date}
+    if tonight is None:
+        tonight = {r.segment_id: r.share for r in two_nights if r[RUN_DATE] == run_date}
     before = {r.segment_id: r.share for r in two_nights if r[RUN_DATE] == previous_date}
     return drift.share_changes(tonight, before)
 
@@ -91,14 +94,15 @@ def _rewrite_share_changes(spark: SparkSession, cfg: Config, run_date: dt.date, 
 
 
 def _update_current(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[dt.date],
-                    previous_date: dt.date | None, following: dt.date | None, changes: int) -> tuple[str, int | None]:
-    """Applies tonight to segments_current: its `changes` events when it holds the night before, else a rebuild."""
+                    previous_date: dt.date | None, before: Row | None, following: dt.date | None,
+                    changes: int) -> tuple[str, int | None]:
+    """Applies tonight to segments_current: its `changes` events when it holds the night before
+    (`before`: that night's `nights` row), else a rebuild."""
     ref = _ref(cfg, "segments_current")
     version = tables.latest_version(spark, ref) if tables.exists(spark, ref) else None
     if previous_date is None:
         holds_previous = version is None
     else:
-        before = nights.get(spark, cfg, previous_date)
         holds_previous = version is not None and before is not None and before["current_version"] == version
     if following is None and holds_previous:
         if changes:
@@ -124,13 +128,17 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
     except AudienceError:
         set_aside(spark, cfg, run_date, tag)
         raise
-    published = [d for d in nights.published(spark, cfg) if d != run_date]
+    every_night = nights.all_nights(spark, cfg)  # read once for the whole publication
+    published = [r[RUN_DATE] for r in every_night if r["status"] == nights.PUBLISHED and r[RUN_DATE] != run_date]
     previous_date, following = _neighbours(published, run_date)
+    previous_row = next((r for r in every_night if r[RUN_DATE] == previous_date), None)
     segments_ref = _ref(cfg, "segments")
     with logs.step(log, "write segment shares") as s:
-        tables.replace_run(shares.shares(tables.read_run(spark, segments_ref, run_date)), _ref(cfg, "segment_shares"),
+        # One row per segment: kept on the driver, so nothing below reads tonight's shares back.
+        tonight = shares.shares(tables.read_run(spark, segments_ref, run_date)).collect()
+        tables.replace_run(spark.createDataFrame(tonight, shares.SHARES_SCHEMA), _ref(cfg, "segment_shares"),
                            run_date, tag=tag)
-        s.rows = tables.read_run(spark, _ref(cfg, "segment_shares"), run_date).count()
+        s.rows = len(tonight)
     with logs.step(log, "write segment events and migrations") as s:
         s.rows = changed = _derive_from(spark, cfg, run_date, previous_date, tag)
         s.detail = f"previous_run_date={previous_date}"
@@ -141,7 +149,7 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         counted_by = "score" if psis is not None else "aggregate"
         if psis is None:
             psis = features_drift(spark, cfg, model, features)
-        changes = _share_changes(spark, cfg, run_date, previous_date)
+        changes = _share_changes(spark, cfg, run_date, previous_date, {r.segment_id: r.share for r in tonight})
         dc = cfg.drift
         records = drift.rows(run_date, model.version, psis, changes, dc.psi_threshold, dc.share_change_points,
                              previous_date)
@@ -154,13 +162,12 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         s.detail = f"status={status} bins_counted_by={counted_by} max_psi={max(psis.values(), default=0):.3f} " + (
             f"max_share_change={max((abs(v) for v in changes.values()), default=0):.2f}pts")
     with logs.step(log, "merge segments_current") as s:
-        how, rows = _update_current(spark, cfg, run_date, published, previous_date, following, changed)
+        how, rows = _update_current(spark, cfg, run_date, published, previous_date, previous_row, following, changed)
         s.rows = rows
         s.detail = f"by={how} changed={changed} table={_ref(cfg, 'segments_current')}"
     refreshed = audiences.refresh(spark, cfg, run_date, published, tag) if audiences.in_use(spark, cfg) else {}
     with logs.step(log, "publish the night") as s:
-        customers = int(tables.read_run(spark, _ref(cfg, "segment_shares"), run_date)
-                        .agg(F.sum("customers")).first()[0] or 0)
+        customers = sum(r.customers for r in tonight)
         version = tables.latest_version(spark, _ref(cfg, "segments_current"))
         nights.publish(spark, cfg, run_date, model.version, customers, version, runs.utc_now(), run_id=run_id,
                        tag=tag, started_at=started_at)

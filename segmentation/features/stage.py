@@ -211,9 +211,12 @@ def run_features(
              " ".join(f"{c}={v:.6g}" for c, v in medians.items()), " ".join(filled))
     with logs.step(log, "write quarantine") as s:
         bad = checked.where(~kept).select(*quarantine_columns(run_date, source))
-        # A clean night empties its quarantine partition without reading the input again.
-        tables.replace_run(bad if rows_bad else bad.limit(0), quarantine_ref, run_date, tag=tag)
-        s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
+        if rows_bad or tables.holds_run(spark, quarantine_ref, run_date) is not False:
+            # A clean night empties its quarantine partition without reading the input again.
+            tables.replace_run(bad if rows_bad else bad.limit(0), quarantine_ref, run_date, tag=tag)
+            s.rows = rows_quarantined = tables.written_rows(spark, quarantine_ref, run_date, tag)
+        else:  # a clean night with nothing to empty: no commit
+            s.rows = rows_quarantined = 0
         progress["rows_quarantined"] = rows_quarantined
         s.detail = f"table={quarantine_ref}"
     with logs.step(log, "write features") as s:

@@ -318,6 +318,15 @@ def read_run(spark: SparkSession, ref: TableRef, run_date: dt.date, version: int
     return table.where(F.col(RUN_DATE) == F.lit(run_date))
 
 
+def holds_run(spark: SparkSession, ref: TableRef, run_date: dt.date) -> bool | None:
+    """Whether the table has rows for `run_date` (None: there is no table), from the files its
+    partition holds in the log (Delta writes no empty file), without a Spark job: a clean night
+    can leave a table it has nothing to empty untouched."""
+    if not exists(spark, ref):
+        return None
+    return bool(read_delta(spark, ref).where(F.col(RUN_DATE) == F.lit(run_date)).inputFiles())
+
+
 def replace_run(
     df: DataFrame, ref: TableRef, run_date: dt.date, stats_columns: list[str] | None = None, tag: str | None = None,
     merge_schema: bool = False,
