@@ -15,6 +15,7 @@ from segmentation.features.stage import run_features, run_features_for_scoring
 from segmentation.io import tables
 from segmentation.model import registry
 from segmentation.score.stage import score_night
+from segmentation.train.stage import run_train
 
 
 def _features_drifted(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str) -> bool:
@@ -96,8 +97,6 @@ def run_nightly(
             log.info("train: filling the night's gaps with its own medians for the new model")
             filled_with = None
             features(None)
-        from segmentation.train.stage import run_train  # scikit-learn's clustering: only a night that trains pays its import
-
         trained = run_train(spark, cfg, run_date, hold=hold)
         summary["trained"] = trained["model_version"]
         if hold and model_version:
