@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import shutil
 import time
@@ -26,6 +25,7 @@ import yaml
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from benchmarks import emit
 from jobs import common
 from jobs import lift as lift_job
 from jobs import nightly as nightly_job
@@ -116,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     assert lift_job.main(["--responses", str(responses), *lake]) == 0
     figures["lift"] = {"responses": written, "seconds": round(time.perf_counter() - started, 1),
                        "rows": spark.read.format("delta").load(str(root / "audience_lift")).count()}
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return emit(figures, args.json)
 
 
 if __name__ == "__main__":

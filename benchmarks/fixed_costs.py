@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import re
 import shutil
@@ -25,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks import emit
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIRST = dt.date(2026, 11, 1)
@@ -137,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
            if args.baseline else {}),
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0
+    return emit(figures, args.json)
 
 
 if __name__ == "__main__":

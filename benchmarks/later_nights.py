@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from benchmarks import emit
 from jobs import common
 from jobs.generate import compiled_for_generation
 from segmentation.core import logs
@@ -190,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "old_merge_rows_updated": int(metrics.get("numTargetRowsUpdated", 0)),
         "old_merge_feed_rows": _feed_rows(spark, copy, 1),
     }
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0
+    return emit(figures, args.json)
 
 
 if __name__ == "__main__":
