@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
 from segmentation.downstream import current, drift, events
-from segmentation.downstream.migrations import MIGRATIONS_SCHEMA, migrations
+from segmentation.downstream.migrations import MIGRATIONS_SCHEMA, migrations, migrations_from_events
 from segmentation.downstream.shares import SHARES_SCHEMA, shares
 from segmentation.io import tables
 from segmentation.score.stage import SEGMENTS_TABLE_SCHEMA
@@ -65,6 +65,37 @@ def test_a_segment_that_disappears_leaves_only_rows_from_it(spark):
     expected = [(D2, D1, 0, 0, "stayed", 1), (D2, D1, 2, 0, "moved", 1), (D2, D1, 2, 1, "moved", 1)]
     assertDataFrameEqual(got, _frame(spark, MIGRATIONS_SCHEMA, expected))
     assert got.where("to_segment_id = 2").isEmpty()
+
+
+_NIGHT_PAIRS = {
+    "stayed, moved, new and departed": ({"a": 0, "b": 1, "c": 1, "d": 2, "e": 0}, {"a": 0, "b": 2, "c": 1, "e": 0, "f": 1}),
+    "a segment that disappears": ({"a": 0, "b": 2, "c": 2}, {"a": 0, "b": 0, "c": 1}),
+    "no one changes": ({"a": 0, "b": 1}, {"a": 0, "b": 1}),
+    "everyone changes": ({"a": 0, "b": 1}, {"c": 0, "a": 1, "b": 2}),
+    "first night": (None, {"a": 0, "b": 1, "c": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(_NIGHT_PAIRS))
+def test_migrations_from_the_nights_events_equal_those_from_the_two_nights(spark, case):
+    previous, tonight_ids = _NIGHT_PAIRS[case]
+    before = _night(spark, D1, previous) if previous else None
+    tonight = _night(spark, D2, tonight_ids)
+    night_events = events.events(tonight, before, D2, D1 if before else None)
+    got = migrations_from_events(tonight, night_events, D2, D1 if before else None)
+    assertSchemaEqual(got.schema, MIGRATIONS_SCHEMA)
+    assertDataFrameEqual(got, migrations(tonight, before, D2, D1 if before else None))
+
+
+def test_a_relabelled_customer_counts_as_stayed_from_the_events_too(spark):
+    before = _night(spark, D1, {"a": 0, "b": 1})
+    renamed = spark.createDataFrame(
+        [(c, s, "Renamed" if s == 1 else NAMES[s], 0.9, "v2", D2, SCORED_AT) for c, s in {"a": 0, "b": 1}.items()],
+        SEGMENTS_TABLE_SCHEMA)
+    night_events = events.events(renamed, before, D2, D1)
+    assert [r.event for r in night_events.collect()] == [events.RELABELLED]
+    expected = [(D2, D1, 0, 0, "stayed", 1), (D2, D1, 1, 1, "stayed", 1)]
+    assertDataFrameEqual(migrations_from_events(renamed, night_events, D2, D1), _frame(spark, MIGRATIONS_SCHEMA, expected))
 
 
 # ---------------------------------------------------------------------------------------------

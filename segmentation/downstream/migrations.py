@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, LongType, StringType, StructField, StructType
 
 from segmentation.core.columns import ID_COLUMN, RUN_DATE
+from segmentation.downstream import events
 
 NEW, DEPARTED, STAYED, MOVED = "new", "departed", "stayed", "moved"
 
@@ -53,3 +54,35 @@ def migrations(night: DataFrame, previous: DataFrame | None, run_date: dt.date, 
         .agg(F.count(F.lit(1)).alias("customers"))
         .select(*[columns[name].alias(name) for name in MIGRATIONS_SCHEMA.fieldNames()])
     )
+
+
+def migrations_from_events(night: DataFrame, night_events: DataFrame, run_date: dt.date,
+                           previous_date: dt.date | None) -> DataFrame:
+    """`migrations(night, previous, ...)`'s rows from the night's `segment_events` and the night
+    alone, without joining the night with the night before again: the new, moved and departed
+    counts are the events'; a segment's stayed count is its customers tonight less those who
+    arrived in it (new or moved). A relabelled customer has no other segment, so they stayed."""
+    arrived = F.col("event").isin(events.NEW, events.MOVED)
+    changed = (
+        night_events.where(arrived | (F.col("event") == events.DEPARTED))
+        .groupBy("from_segment_id", "to_segment_id").agg(F.count(F.lit(1)).alias("customers"))
+        .withColumn("movement", F.when(F.col("from_segment_id").isNull(), NEW)
+                    .when(F.col("to_segment_id").isNull(), DEPARTED).otherwise(MOVED))
+    )
+    into = night_events.where(arrived).groupBy("to_segment_id").agg(F.count(F.lit(1)).alias("arrived"))
+    stayed = (
+        night.groupBy(F.col("segment_id").alias("to_segment_id")).agg(F.count(F.lit(1)).alias("tonight"))
+        .join(into, "to_segment_id", "left")
+        .select(F.col("to_segment_id").alias("from_segment_id"), "to_segment_id", F.lit(STAYED).alias("movement"),
+                (F.col("tonight") - F.coalesce("arrived", F.lit(0))).alias("customers"))
+        .where(F.col("customers") > 0)
+    )
+    columns = {
+        RUN_DATE: F.lit(run_date),
+        "previous_run_date": F.lit(previous_date).cast("date"),
+        "from_segment_id": F.col("from_segment_id").cast("int"),
+        "to_segment_id": F.col("to_segment_id").cast("int"),
+        "movement": F.col("movement"),
+        "customers": F.col("customers").cast("long"),
+    }
+    return changed.unionByName(stayed).select(*[columns[name].alias(name) for name in MIGRATIONS_SCHEMA.fieldNames()])

@@ -21,7 +21,7 @@ from segmentation.core.config import Config
 from segmentation.core.errors import AudienceError, FeaturesNotFoundError
 from segmentation.downstream import audiences, current, drift, shares
 from segmentation.downstream.events import events
-from segmentation.downstream.migrations import migrations
+from segmentation.downstream.migrations import migrations_from_events
 from segmentation.io import nights, runs, tables
 from segmentation.model import registry
 from segmentation.model.store import ModelBundle
@@ -59,8 +59,10 @@ def _derive_from(spark: SparkSession, cfg: Config, run_date: dt.date, previous_d
     before = tables.read_run(spark, segments_ref, previous_date) if previous_date else None
     events_ref = _ref(cfg, "segment_events")
     tables.replace_run(events(night, before, run_date, previous_date), events_ref, run_date, tag=tag)
-    tables.replace_run(migrations(night, before, run_date, previous_date), _ref(cfg, "segment_migrations"),
-                       run_date, tag=tag)
+    # From the events just written: one join of the night with the night before, not two.
+    night_events = tables.read_run(spark, events_ref, run_date)
+    tables.replace_run(migrations_from_events(night, night_events, run_date, previous_date),
+                       _ref(cfg, "segment_migrations"), run_date, tag=tag)
     return tables.written_rows(spark, events_ref, run_date, tag)
 
 
