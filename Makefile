@@ -19,14 +19,15 @@ install: $(STAMP)
 nightly: install
 	./spark-submit.sh nightly
 
-# The test suite (slow scale tests excluded; `make test-slow` runs them).
+# The test suite, each file whole on one of two workers (slow scale tests excluded; `make
+# test-slow` runs them).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-slow: install
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -n 2 --dist loadfile -m slow
 
-# Thirty generated nights, maintenance and the monitoring page over them (20-40 min on 2 cores).
+# Thirty generated nights, maintenance and the monitoring page over them (30-40 min on 2 cores).
 test-year: install
 	$(PY) -m pytest -m year
 

@@ -56,9 +56,11 @@ LOCAL_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.1", "mlflow==3.17.2"]
 # resource into its typed `Job`, which rejects unknown and missing fields. import-linter checks
 # the package's layers (.importlinter): an import in the wrong direction fails the tests.
 # deltalake (delta-rs) and polars are the readers other than Spark that our users point at
-# the tables; the tests read segments_current and its change feed with both.
+# the tables; the tests read segments_current and its change feed with both. pytest-xdist runs
+# the test files on two workers, each with its own Spark session: most of a test's time is the
+# latency of small Delta commits, which leaves a core idle in a single process.
 TEST_REQUIRES = ["pytest==9.2.0", "playwright==1.65.2", "databricks-bundles==1.22.1", "import-linter==2.17",
-                 "deltalake==1.6.6", "polars==2.1.0"]
+                 "deltalake==1.6.6", "polars==2.1.0", "pytest-xdist==3.8.0"]
 
 setup(
     name="segmentation",

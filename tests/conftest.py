@@ -1,16 +1,35 @@
-"""One local Delta-enabled SparkSession for the whole test session."""
+"""One local Delta-enabled SparkSession for the whole test session (one per worker when
+`make test` runs the files on two pytest-xdist workers)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUNDLED_CSV = PROJECT / "data" / "CC_GENERAL.csv"
+
+
+@contextlib.contextmanager
+def checkout_lock(name: str):
+    """Holds an exclusive lock named `name` for this checkout across pytest-xdist workers: for
+    what two workers must not do at once (Ivy resolving into one cache, a build in the tree)."""
+    checkout = hashlib.sha256(str(PROJECT).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"segmentation-tests-{checkout}-{name}.lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +51,8 @@ def spark():
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT / 'conf' / 'log4j2.properties'}")
     )
-    session = configure_spark_with_delta_pip(builder).getOrCreate()
+    with checkout_lock("ivy"):  # two workers resolving Delta's jars into one Ivy cache at once
+        session = configure_spark_with_delta_pip(builder).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -71,3 +91,15 @@ def _test_session_settings():
     session = SparkSession.getActiveSession()
     if session is not None:
         session.conf.set("spark.sql.shuffle.partitions", "2")
+
+
+# The longest files, longest first: with `make test`'s two workers each file runs whole on one
+# worker (`--dist loadfile`), in collection order (`--no-loadscope-reorder`), so a long file
+# collected last would run alone at the end while the other worker sits idle.
+LONGEST_FIRST = ("test_thirty_nights.py", "test_publication.py", "test_monitor.py", "test_maintain.py",
+                 "test_night_to_night.py", "test_imputation_nights.py", "test_registry.py", "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

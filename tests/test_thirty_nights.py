@@ -25,7 +25,7 @@ from segmentation.io import tables
 from segmentation.report import monitor_inputs
 
 NIGHTS = 30
-pytestmark = pytest.mark.year  # not in CI: see CONTRIBUTING.md
+pytestmark = pytest.mark.year  # not in CI yet: see CONTRIBUTING.md
 
 
 def _files(spark, root, name: str) -> tuple[int, int]:
