@@ -27,7 +27,7 @@ test: install
 test-slow: install
 	$(PY) -m pytest -n 2 --dist loadfile -m slow
 
-# Thirty generated nights, maintenance and the monitoring page over them (30-40 min on 2 cores).
+# Thirty generated nights, maintenance and the monitoring page over them (about 40 min on 2 cores).
 test-year: install
 	$(PY) -m pytest -m year
 
