@@ -1,6 +1,5 @@
 """`code_version` names the commit wherever the code runs: a checkout, a wheel, the launch zip."""
 
-import contextlib
 import os
 import re
 import shutil
@@ -22,22 +21,22 @@ def _build_leftovers() -> list:
     return [PROJECT / "segmentation.egg-info", PROJECT / "build" / "lib", *(PROJECT / "build").glob("bdist.*")]
 
 
-def _remove_new_leftovers(existed: set) -> None:
-    for path in _build_leftovers():
-        if path not in existed:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def test_a_wheel_names_the_commit_it_was_built_from(tmp_path):
     # Built in the checkout, where git is (pip builds in the tree). What the build leaves there
     # is removed again: a segmentation.egg-info on PYTHONPATH makes a later `pip install` of a
     # wheel think the package is installed already.
     # Under the checkout's build lock: another pytest-xdist worker may be building in the tree too.
     dist = tmp_path / "dist"
-    with checkout_lock("build"), contextlib.ExitStack() as cleanup:
-        cleanup.callback(_remove_new_leftovers, {path for path in _build_leftovers() if path.exists()})
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-                        "-w", str(dist), str(PROJECT)], check=True, cwd=tmp_path, timeout=300)
+    with checkout_lock("build"):
+        existed = {path for path in _build_leftovers() if path.exists()}
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                            "--disable-pip-version-check", "-w", str(dist), str(PROJECT)],
+                           check=True, cwd=tmp_path, timeout=300)
+        finally:
+            for path in _build_leftovers():
+                if path not in existed:
+                    shutil.rmtree(path, ignore_errors=True)
     [wheel] = dist.glob("segmentation-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
