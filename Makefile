@@ -3,7 +3,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install nightly test test-slow test-year benchmark serve-benchmark forest-sizing wheel clean
+.PHONY: install nightly test test-slow benchmark serve-benchmark forest-sizing wheel clean
 
 # The project virtualenv, created and filled on first use (and again when setup.py changes):
 # the package, Spark (the `local` extra) and the test tools.
@@ -26,10 +26,6 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -n 2 --dist loadfile -m slow
-
-# Thirty generated nights, maintenance and the monitoring page over them (about 40 min on 2 cores).
-test-year: install
-	$(PY) -m pytest -m year
 
 # The scale benchmark: N generated customers through features -> train -> score, with figures.
 ROWS ?= 1000000

@@ -96,8 +96,9 @@ def _test_session_settings():
 # The longest files, longest first: with `make test`'s two workers each file runs whole on one
 # worker (`--dist loadfile`), in collection order (`--no-loadscope-reorder`), so a long file
 # collected last would run alone at the end while the other worker sits idle.
-LONGEST_FIRST = ("test_thirty_nights.py", "test_publication.py", "test_monitor.py", "test_maintain.py",
-                 "test_night_to_night.py", "test_imputation_nights.py", "test_registry.py", "test_end_to_end.py")
+LONGEST_FIRST = ("test_thirty_nights.py", "test_publication.py", "test_end_to_end.py", "test_reruns.py",
+                 "test_audiences.py", "test_downstream.py", "test_night_guards.py", "test_registry.py",
+                 "test_night_to_night.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -28,6 +28,7 @@ forest on the model's labels grew larger on generated customers than on the real
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -379,8 +380,10 @@ def _standard_normals(seed: int, count: int, stream: int = _NORMAL_STREAMS, *key
     return normals[:count]
 
 
+@functools.cache
 def _correlated(j: int) -> Column:
-    """Row j of the Cholesky factor times the independent normals: N(0, 1), correlated as fitted."""
+    """Row j of the Cholesky factor times the independent normals: N(0, 1), correlated as fitted.
+    Built once per process (see _per_archetype)."""
     terms = []
     for k in range(j + 1):
         weights = [factor[j][k] for factor in _CHOLESKY]
@@ -405,7 +408,14 @@ def _archetype(u: Column) -> Column:
 
 
 def _per_archetype(values: list[float]) -> Column:
-    return F.element_at(F.array(*[F.lit(float(v)) for v in values]), F.col(_ARCHETYPE))
+    return _archetype_lookup(tuple(float(v) for v in values))
+
+
+@functools.cache
+def _archetype_lookup(values: tuple[float, ...]) -> Column:
+    """The value of the row's archetype. Cached: a Column is an immutable expression that any
+    plan can reuse, and each night rebuilt hundreds of these over py4j (about 1 s a night)."""
+    return F.element_at(F.array(*[F.lit(v) for v in values]), F.col(_ARCHETYPE))
 
 
 def _below(share: float) -> float:
