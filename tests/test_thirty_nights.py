@@ -202,3 +202,15 @@ def test_the_page_opens_cleanly_in_chromium(page):
 def test_a_lake_without_a_published_night_is_refused_by_name(tmp_path):
     assert report_job.main(["--nights", "5", *lake_args(tmp_path / "empty")]) == FeaturesNotFoundError.exit_code
     assert not (tmp_path / "empty" / monitor_inputs.MONITOR_FILE).exists()
+
+
+def test_every_run_records_the_input_its_night_was_built_from(spark, maintained):
+    root, dates, _, _ = maintained
+    rows = tables.read_delta(spark, tables.TableRef(path=str(root / "runs"))).where(
+        F.col("job").isin("nightly", "features", "score")).select("run_date", "job", "input_version").collect()
+    by_job = {(r.run_date, r.job): r.input_version for r in rows}
+    assert len(by_job) == len(rows) == (NIGHTS - SHOWN) + 2 * SHOWN
+    assert all(v and v.startswith("files:sha256:") for v in by_job.values()), by_job
+    for date in dates[-SHOWN:]:  # score's row names the input of the features it scored
+        assert by_job[(date, "score")] == by_job[(date, "features")]
+    assert len(set(by_job.values())) == NIGHTS  # one input per night, each its own

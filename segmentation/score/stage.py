@@ -45,6 +45,8 @@ def run_score(
     progress = {} if progress is None else progress
     tag = tag or tables.new_write_tag("score")
     publish.settle(spark, cfg)
+    # What the features scored were built from: the latest features run of the night that recorded it.
+    progress["input_version"] = runs.last_input_version(spark, cfg, run_date)
     scored = score_night(spark, cfg, run_date, progress, model_version, tag)
     after = publish.publish_night(spark, cfg, run_date, scored["model"], scored["features"], scored["psis"], tag,
                                   progress.get("run_id"), progress.get("started_at"))
