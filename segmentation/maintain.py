@@ -36,9 +36,9 @@ def run_maintain(spark: SparkSession, cfg: Config, run_date: dt.date) -> dict[st
         with logs.step(log, f"maintain {key}") as s:
             figures = maintenance.maintain_table(spark, ref, m)
             s.detail = figures.line()
-        if key == "segments_current" and not figures.skipped and figures.version_after != figures.version_before \
+        if key in nights.VERSION_COLUMNS and not figures.skipped and figures.version_after != figures.version_before \
                 and maintenance.only_maintenance_since(spark, ref, figures.version_before):
-            nights.move_current_version(spark, cfg, figures.version_before, figures.version_after)
+            nights.move_version(spark, cfg, key, figures.version_before, figures.version_after)
         done.append(figures)
     models = prune_models(cfg)
     staging = remove_stale_staging(cfg)

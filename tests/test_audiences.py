@@ -1,14 +1,16 @@
 """Campaign audiences: holdout groups that never move (Spark and Python agree), audiences checked
 like the rest of the config, and, through the real nightly job, `audience_members` and
 `audience_events` that replay, suppress, keep exclusive groups apart, write nothing on an
-unchanged night and come out the same from a re-run.
+unchanged night and come out the same from a re-run; nights in order apply only their own events
+to the members, and a members table someone else changed is replayed instead.
 
 Four nights of 300-odd bundled customers: N1 trains; N2 has departures, arrivals and movers;
 N3 and N4 repeat N2's input (N3 still changes audiences: two-night stability is reached, the
-movers' one-night window passes; N4 changes nothing).
+movers' one-night window passes; N4 changes nothing); N5, last, repeats it once more.
 """
 
 import datetime as dt
+import logging
 import random
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from jobs import nightly as nightly_job
 from segmentation.core.config import load_config
 from segmentation.core.errors import AudienceError, ConfigError
 from segmentation.downstream import audiences, holdout
+from segmentation.io import tables
 
 PROJECT = Path(__file__).resolve().parents[1]
-N1, N2, N3, N4 = "2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"
+N1, N2, N3, N4, N5 = "2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05"
 SMALL_TRAIN = ["--set", "train.clustering.algorithms=[kmeans]", "--set", "train.clustering.kmeans.k=[4]",
                "--set", "train.clustering.stability.resamples=0", "--set", "train.explain.report=false",
                "--set", "registry.enabled=false"]
@@ -183,8 +186,33 @@ def _args(root: Path, models: Path, config: Path):
             *TEST_SESSION, *SMALL_TRAIN]
 
 
-def _night(date: str, source: Path, lake) -> None:
-    assert nightly_job.main(["--run-date", date, "--input", str(source), *lake]) == 0, date
+class _Lines(logging.Handler):
+    """The product's log messages, kept (its logger does not propagate to pytest's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def _night(date: str, source: Path, lake) -> list[str]:
+    """Runs the night; returns its audience steps' log lines."""
+    logger, kept = logging.getLogger("segmentation"), _Lines()
+    logger.addHandler(kept)
+    try:
+        assert nightly_job.main(["--run-date", date, "--input", str(source), *lake]) == 0, date
+    finally:
+        logger.removeHandler(kept)
+    return [line for line in kept.lines if "audience" in line.split(":", 1)[0]]
+
+
+def _replay(spark, root: Path) -> set[tuple]:
+    """audience_members as the replay of every published night's events would make it."""
+    published = [r.run_date for r in _table(spark, root, "nights").where(F.col("status") == "PUBLISHED").collect()]
+    events = _table(spark, root, "audience_events").where(F.col("run_date").isin(published))
+    return {tuple(r) for r in audiences.members_from(events).collect()}
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +221,7 @@ def lake(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("audiences")
     models, a, config = root / "models", root / "a", _config(root)
     inputs = {N1: _csv(root / "n1.csv", LINES[:300])}
-    _night(N1, inputs[N1], _args(a, models, config))
+    steps = {N1: _night(N1, inputs[N1], _args(a, models, config))}
     seats = {r.CUST_ID: r.segment_id for r in _table(spark, a, "segments").collect()}
     # N2: 20 leave, 20 arrive, 15 move (values of a customer of another segment, id kept)
     lines = list(LINES[:280])
@@ -203,13 +231,27 @@ def lake(spark, tmp_path_factory):
     inputs[N2] = inputs[N3] = inputs[N4] = _csv(root / "n2.csv", lines + LINES[300:320])
     members = {N1: _members(spark, a)}
     for date in (N2, N3, N4):
-        _night(date, inputs[date], _args(a, models, config))
+        steps[date] = _night(date, inputs[date], _args(a, models, config))
         members[date] = _members(spark, a)
-    return root, models, config, inputs, a, members
+    return root, models, config, inputs, a, members, steps
+
+
+def test_nights_in_order_apply_their_events_to_the_members_and_match_the_replay(spark, lake):
+    *_, a, members, steps = lake
+    assert any("from=replay" in line for line in steps[N1])  # no members yet
+    for date in (N2, N3, N4):  # each after every published night, the table as the night before left it
+        assert any("from=members" in line for line in steps[date]), steps[date]
+        assert any(line.startswith("apply tonight's events to audience_members") for line in steps[date])
+        assert not any(line.startswith("rebuild audience_members") for line in steps[date])
+    assert members[N4] == _replay(spark, a)
+    versions = {r.run_date.isoformat(): r.members_version for r in _table(spark, a, "nights").collect()}
+    history = tables.delta_table(spark, tables.TableRef(path=str(a / "audience_members"))).history()
+    assert versions[N4] == versions[N3] == history.agg(F.max("version")).first()[0]  # N4 changed nothing
+    assert versions[N1] < versions[N2] < versions[N3]
 
 
 def test_members_of_a_night_are_the_last_nights_plus_entered_minus_exited(spark, lake):
-    *_, a, members = lake
+    *_, a, members, _ = lake
     events = _table(spark, a, "audience_events")
     previous: set[tuple] = set()
     for date in (N1, N2, N3, N4):
@@ -224,7 +266,7 @@ def test_members_of_a_night_are_the_last_nights_plus_entered_minus_exited(spark,
 
 
 def test_an_unchanged_night_writes_no_events(spark, lake):
-    *_, a, members = lake
+    *_, a, members, _ = lake
     per_night = {r.run_date.isoformat(): r["count"] for r in
                  _table(spark, a, "audience_events").groupBy("run_date").count().collect()}
     assert per_night.get(N4, 0) == 0 and members[N4] == members[N3]
@@ -236,7 +278,7 @@ def test_an_unchanged_night_writes_no_events(spark, lake):
 
 
 def test_suppressed_customers_are_never_members_and_groups_are_exclusive(spark, lake):
-    *_, a, members = lake
+    *_, a, members, _ = lake
     for date, rows in members.items():
         everyone = {r[1] for r in rows if r[0] == "everyone"}
         assert not everyone & set(SUPPRESSED), date
@@ -246,7 +288,7 @@ def test_suppressed_customers_are_never_members_and_groups_are_exclusive(spark, 
 
 
 def test_groups_are_the_python_function_of_salt_and_id(spark, lake):
-    *_, a, _ = lake
+    *_, a, _, _ = lake
     salts = {"everyone": ("everyone-26", 0.2), "steady_zero": ("zero-26", 0.5), "movers": ("movers-26", 0.3)}
     rows = _table(spark, a, "audience_events").select("audience", "CUST_ID", "group").distinct().collect()
     assert rows and all(r.group == holdout.group(*salts[r.audience], r.CUST_ID) for r in rows)
@@ -255,7 +297,7 @@ def test_groups_are_the_python_function_of_salt_and_id(spark, lake):
 
 
 def test_a_rerun_and_a_retrain_with_other_seeds_keep_the_tables_and_groups(spark, lake):
-    root, models, config, inputs, a, members = lake
+    root, models, config, inputs, a, members, _ = lake
     before = _table(spark, a, "audience_events").collect()
     _night(N3, inputs[N3], _args(a, models, config))  # a re-run of a night with a published night after it
     assertDataFrameEqual(_table(spark, a, "audience_events"), before)
@@ -272,7 +314,7 @@ def test_a_rerun_and_a_retrain_with_other_seeds_keep_the_tables_and_groups(spark
 
 
 def test_an_audience_on_a_segment_the_model_lacks_stops_the_night_and_puts_it_back(spark, lake, tmp_path):
-    root, models, _, inputs, a, _ = lake
+    root, models, _, inputs, a, _, _ = lake
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"audiences": [_audience(name="ghost", segments=[0, 42])]}))
     lake_dir = tmp_path / "lake"
@@ -283,9 +325,21 @@ def test_an_audience_on_a_segment_the_model_lacks_stops_the_night_and_puts_it_ba
 
 
 def test_the_documented_crm_sync_reads_the_treatment_events_after_the_last_synced_night(spark, lake):
-    *_, a, _ = lake
+    *_, a, _, _ = lake
     latest = spark.sql(f"DESCRIBE HISTORY delta.`{a / 'segments_current'}`").first().version
     results = run_documented_queries(spark, a, latest, 0, N4, N1)
     [(sql, rows)] = [(s, r) for s, r in results if "audience_events" in s]
     expected = _table(spark, a, "audience_events").where((F.col("run_date") > N1) & (F.col("group") == "treatment"))
     assert rows and sorted(map(tuple, rows)) == sorted(map(tuple, expected.collect()))
+
+
+def test_a_members_table_another_writer_changed_is_replayed_not_trusted(spark, lake):
+    *_, models, config, inputs, a, _, _ = lake
+    members = tables.TableRef(path=str(a / "audience_members"))
+    gone = _table(spark, a, "audience_members").orderBy("audience", "CUST_ID").first()
+    tables.delta_table(spark, members).delete((F.col("audience") == gone.audience) & (F.col("CUST_ID") == gone.CUST_ID))
+    steps = _night(N5, inputs[N4], _args(a, models, config))  # N4's customers again: nobody enters or exits
+    assert any("from=replay" in line for line in steps) and any(line.startswith("rebuild audience_members")
+                                                                for line in steps)
+    after = _members(spark, a)
+    assert tuple(gone) in after and after == _replay(spark, a)

@@ -144,8 +144,8 @@ PINNED = {
     ]),
     "nights": StructType([
         _f("run_date", DATE, NOT_NULL), _f("status", STR, NOT_NULL), _f("run_id", STR), _f("write_tag", STR),
-        _f("model_version", STR), _f("customers", LONG), _f("current_version", LONG), _f("started_at", TIME),
-        _f("published_at", TIME),
+        _f("model_version", STR), _f("customers", LONG), _f("current_version", LONG), _f("members_version", LONG),
+        _f("started_at", TIME), _f("published_at", TIME),
     ]),
     "audience_members": StructType([
         _f("audience", STR, NOT_NULL), _f("CUST_ID", STR, NOT_NULL), _f("group", STR, NOT_NULL),

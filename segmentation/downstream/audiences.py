@@ -6,7 +6,9 @@ before it for `min_nights_in_segment`, its `segment_events` for `entered_from`, 
 lists); its events are the difference from the previous published night's members, and those
 are the replay of the events of the published nights before (the last event of each customer
 and audience: `entered` is a member). `audience_members` is that replay over every published
-night. So the tables do not depend on the order nights ran in, a re-run replaces its night's
+night. A night after every published one, when `audience_members` is as the night before left
+it (its version in `nights`), takes the previous members from the table and applies only its
+own events to it: its cost grows with the members and tonight's changes, not with the history. So the tables do not depend on the order nights ran in, a re-run replaces its night's
 events with the same rows, and an unchanged night writes none. The group comes from
 `holdout`, never from the previous night, so it never moves.
 """
@@ -26,7 +28,7 @@ from segmentation.core.config import AudienceConfig, Config
 from segmentation.core.errors import AudienceError, InputError
 from segmentation.downstream import holdout
 from segmentation.downstream.events import MOVED as SEGMENT_MOVED
-from segmentation.io import tables
+from segmentation.io import maintenance, tables
 
 ENTERED, EXITED = "entered", "exited"
 # Why: an entered customer is eligible; an exited one failed the first of these checks tonight.
@@ -227,6 +229,38 @@ def derive(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[
     tables.replace_run(events, _ref(cfg, "audience_events"), run_date, stats_columns=["audience", ID_COLUMN], tag=tag)
 
 
+def holds(spark: SparkSession, cfg: Config, version: int | None) -> bool:
+    """Whether audience_members is still as it was at `version` (the night before's
+    `members_version`): nothing but maintenance committed to it since."""
+    ref = _ref(cfg, "audience_members")
+    if version is None or not tables.exists(spark, ref):
+        return False
+    latest = tables.latest_version(spark, ref)
+    return latest == version or (latest > version and maintenance.only_maintenance_since(spark, ref, version))
+
+
+def apply_night(spark: SparkSession, cfg: Config, run_date: dt.date) -> int:
+    """audience_members after `run_date`'s events, from the members before them: `entered` adds
+    the member (or replaces it), `exited` removes it, as the replay would with `run_date` last.
+    Returns the events applied (none: nothing is committed)."""
+    ref = _ref(cfg, "audience_members")
+    night = tables.read_run(spark, _ref(cfg, "audience_events"), run_date).persist()
+    try:
+        changed = night.count()
+        if changed:
+            entered = {"audience": "s.audience", ID_COLUMN: f"s.{ID_COLUMN}", "`group`": "s.`group`",
+                       "segment_id": "s.segment_id", "entered_run_date": f"s.{RUN_DATE}"}
+            (tables.delta_table(spark, ref).alias("t")
+             .merge(night.alias("s"), f"t.audience = s.audience AND t.{ID_COLUMN} = s.{ID_COLUMN}")
+             .whenMatchedDelete(condition=f"s.event = '{EXITED}'")
+             .whenMatchedUpdate(condition=f"s.event = '{ENTERED}'", set=entered)
+             .whenNotMatchedInsert(condition=f"s.event = '{ENTERED}'", values=entered)
+             .execute())
+        return changed
+    finally:
+        night.unpersist()
+
+
 def rebuild_members(spark: SparkSession, cfg: Config, published: list[dt.date]) -> int:
     """Makes audience_members the replay of every published night's events, writing only the rows
     that differ (an unchanged night commits nothing). Returns how many differed."""
@@ -290,19 +324,37 @@ def reach(configured: list[AudienceConfig]) -> int:
                 *[a.entered_from.within_nights for a in configured if a.entered_from is not None]])
 
 
-def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[dt.date], tag: str) -> dict[str, Any]:
+def refresh(spark: SparkSession, cfg: Config, run_date: dt.date, published: list[dt.date], tag: str,
+            members_before: int | None = None) -> dict[str, Any]:
     """`run_date`'s audience events (and the next published night's, which compares with it), then
-    audience_members. `published`: the published nights, `run_date` among them."""
+    audience_members. `published`: the published nights, `run_date` among them. `members_before`:
+    the night before's `members_version`; when `run_date` comes after every published night and
+    audience_members is still at that version, only tonight's events are applied to it, else
+    every published night's events are replayed. Returns, with the figures, audience_members'
+    version after the night (`members_version`)."""
     log = logs.get("audiences")
     published = sorted({*published, run_date})
+    following = [d for d in published if d > run_date][:reach(cfg.audiences)]
+    incremental = not following and holds(spark, cfg, members_before)
+    members_ref = _ref(cfg, "audience_members")
     with logs.step(log, "write audience events") as s:
-        derive(spark, cfg, run_date, published, tag)
-        following = [d for d in published if d > run_date][:reach(cfg.audiences)]
+        if incremental:
+            events = night_events(tonight(spark, cfg, run_date, published), tables.read_delta(spark, members_ref),
+                                  run_date, [a.name for a in cfg.audiences])
+            tables.replace_run(events, _ref(cfg, "audience_events"), run_date,
+                               stats_columns=["audience", ID_COLUMN], tag=tag)
+        else:
+            derive(spark, cfg, run_date, published, tag)
         for later in following:  # a backfill: these nights' events depend on this one now, in order
             derive(spark, cfg, later, published, tag)
-        s.detail = f"audiences={len(cfg.audiences)}" + (f" rederived={','.join(map(str, following))}"
-                                                        if following else "")
-    with logs.step(log, "rebuild audience_members") as s:
-        s.rows = rebuild_members(spark, cfg, published)
+        s.detail = f"audiences={len(cfg.audiences)} from={'members' if incremental else 'replay'}" + (
+            f" rederived={','.join(map(str, following))}" if following else "")
+    if incremental:
+        with logs.step(log, "apply tonight's events to audience_members") as s:
+            s.rows = apply_night(spark, cfg, run_date)
+    else:
+        with logs.step(log, "rebuild audience_members") as s:
+            s.rows = rebuild_members(spark, cfg, published)
     figures = counts(spark, cfg, run_date)
-    return {"audiences": figures, "tables": [str(_ref(cfg, "audience_events")), str(_ref(cfg, "audience_members"))]}
+    return {"audiences": figures, "tables": [str(_ref(cfg, "audience_events")), str(members_ref)],
+            "members_version": tables.latest_version(spark, members_ref)}

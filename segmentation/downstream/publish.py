@@ -167,12 +167,13 @@ def publish_night(spark: SparkSession, cfg: Config, run_date: dt.date, model: Mo
         how, rows = _update_current(spark, cfg, run_date, published, previous_date, previous_row, following, changed)
         s.rows = rows
         s.detail = f"by={how} changed={changed} table={_ref(cfg, 'segments_current')}"
-    refreshed = audiences.refresh(spark, cfg, run_date, published, tag) if audiences.in_use(spark, cfg) else {}
+    refreshed = audiences.refresh(spark, cfg, run_date, published, tag, nights.members_version(previous_row)) \
+        if audiences.in_use(spark, cfg) else {}
     with logs.step(log, "publish the night") as s:
         customers = sum(r.customers for r in tonight)
         version = tables.latest_version(spark, _ref(cfg, "segments_current"))
         nights.publish(spark, cfg, run_date, model.version, customers, version, runs.utc_now(), run_id=run_id,
-                       tag=tag, started_at=started_at)
+                       tag=tag, started_at=started_at, members_version=refreshed.get("members_version"))
         s.detail = f"table={nights.ref(cfg)} segments_current_version={version}"
     if flagged:
         log.warning("DRIFT on %s against model %s: %s", run_date, model.version, ", ".join(flagged))
@@ -214,17 +215,20 @@ def set_aside(spark: SparkSession, cfg: Config, run_date: dt.date, tag: str) -> 
         _rewrite_share_changes(spark, cfg, following, previous_date, write_tag)
         if audiences.in_use(spark, cfg):
             audiences.derive(spark, cfg, following, published, write_tag)
-    if audiences.in_use(spark, cfg) and tables.exists(spark, _ref(cfg, "audience_members")):
+    members_ref = _ref(cfg, "audience_members")
+    if audiences.in_use(spark, cfg) and tables.exists(spark, members_ref):
         audiences.rebuild_members(spark, cfg, published)
     current_ref = _ref(cfg, "segments_current")
     if tables.exists(spark, current_ref):
         current.rebuild(spark, tables.read_delta(spark, segments), published, current_ref)
         latest = published[-1] if published else None
-        if latest is not None:  # the latest night holds the table again: the next night can apply its events
+        if latest is not None:  # the latest night holds the tables again: the next night can apply its events
             mark = nights.get(spark, cfg, latest)
+            members = tables.latest_version(spark, members_ref) if tables.exists(spark, members_ref) else None
             nights.publish(spark, cfg, latest, mark["model_version"], mark["customers"],
                            tables.latest_version(spark, current_ref), mark["published_at"] or runs.utc_now(),
-                           run_id=mark["run_id"], tag=mark["write_tag"], started_at=mark["started_at"])
+                           run_id=mark["run_id"], tag=mark["write_tag"], started_at=mark["started_at"],
+                           members_version=members)
     return outcome
 
 

@@ -56,11 +56,11 @@ def forget(spark: SparkSession, cfg: Config, source: str) -> dict[str, Any]:
                 before = tables.latest_version(spark, ref)
                 s.rows = deleted[key] = tables.delete_keys(spark, ref, ids, ID_COLUMN) if listed else 0
                 s.detail = f"table={ref}"
-            if key == "segments_current" and deleted[key]:
-                # The last published night held segments_current at `before`; it now holds it
-                # without the forgotten customers, whose events the other tables lost too, so
-                # the next night still applies only its own events instead of rebuilding.
-                nights.move_current_version(spark, cfg, before, tables.latest_version(spark, ref))
+            if key in nights.VERSION_COLUMNS and deleted[key]:
+                # The last published night held the table at `before`; it now holds it without
+                # the forgotten customers, whose events the other tables lost too, so the next
+                # night still applies only its own events instead of rebuilding or replaying.
+                nights.move_version(spark, cfg, key, before, tables.latest_version(spark, ref))
     finally:
         ids.unpersist()
     log.info("forget: %d customers listed; rows deleted: %s", listed,

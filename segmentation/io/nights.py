@@ -33,6 +33,9 @@ NIGHTS_SCHEMA = StructType(
         StructField("model_version", StringType(), True),
         StructField("customers", LongType(), True),  # rows in `segments` for the night
         StructField("current_version", LongType(), True),  # segments_current's version once the night was applied
+        # audience_members' version once the night was applied (null: no audiences, or a night before
+        # this column): the next night applies its audience events to that table instead of replaying them all.
+        StructField("members_version", LongType(), True),
         StructField("started_at", TimestampType(), True),
         StructField("published_at", TimestampType(), True),  # null while PUBLISHING
     ]
@@ -55,7 +58,7 @@ def _ensure(spark: SparkSession, cfg: Config) -> None:
     if tables.exists(spark, ref(cfg)):
         return
     seeded = [row(NIGHTS_SCHEMA, run_date=d, status=PUBLISHED, run_id=None, write_tag=None, model_version=None,
-                  customers=None, current_version=None, started_at=None, published_at=None)
+                  customers=None, current_version=None, members_version=None, started_at=None, published_at=None)
               for d in _segments_dates(spark, cfg)]
     try:
         tables.append(spark.createDataFrame(seeded, NIGHTS_SCHEMA), ref(cfg))
@@ -68,8 +71,8 @@ def all_nights(spark: SparkSession, cfg: Config) -> list[Row]:
     """Every row, oldest night first (one per night: a few hundred rows a year)."""
     if not tables.exists(spark, ref(cfg)):
         return [Row(**row(NIGHTS_SCHEMA, run_date=d, status=PUBLISHED, run_id=None, write_tag=None,
-                          model_version=None, customers=None, current_version=None, started_at=None,
-                          published_at=None))
+                          model_version=None, customers=None, current_version=None, members_version=None,
+                          started_at=None, published_at=None))
                 for d in _segments_dates(spark, cfg)]
     return sorted(tables.read_delta(spark, ref(cfg)).collect(), key=lambda r: r[RUN_DATE])
 
@@ -81,6 +84,11 @@ def published(spark: SparkSession, cfg: Config) -> list[dt.date]:
 
 def get(spark: SparkSession, cfg: Config, run_date: dt.date) -> Row | None:
     return next((r for r in all_nights(spark, cfg) if r[RUN_DATE] == run_date), None)
+
+
+def members_version(night: Row | None) -> int | None:
+    """The night's `members_version`; None also for a row of a table from before the column."""
+    return night.asDict().get("members_version") if night is not None else None
 
 
 _ATTEMPTS = 8
@@ -103,7 +111,8 @@ def _retried(write) -> None:
 
 def _write(spark: SparkSession, cfg: Config, record: dict) -> None:
     frame = spark.createDataFrame([record], NIGHTS_SCHEMA)
-    _retried(lambda: tables.replace_key(frame, ref(cfg), RUN_DATE, record[RUN_DATE].isoformat()))
+    # mergeSchema: a table from before members_version gains it (its old rows null there).
+    _retried(lambda: tables.replace_key(frame, ref(cfg), RUN_DATE, record[RUN_DATE].isoformat(), merge_schema=True))
 
 
 def begin(spark: SparkSession, cfg: Config, run_date: dt.date, run_id: str | None, tag: str,
@@ -111,18 +120,18 @@ def begin(spark: SparkSession, cfg: Config, run_date: dt.date, run_id: str | Non
     """The night is being written: readers stop taking it until it is published again."""
     _ensure(spark, cfg)
     _write(spark, cfg, row(NIGHTS_SCHEMA, run_date=run_date, status=PUBLISHING, run_id=run_id, write_tag=tag,
-                           model_version=None, customers=None, current_version=None, started_at=started_at,
-                           published_at=None))
+                           model_version=None, customers=None, current_version=None, members_version=None,
+                           started_at=started_at, published_at=None))
 
 
 def publish(spark: SparkSession, cfg: Config, run_date: dt.date, model_version: str | None, customers: int,
             current_version: int | None, published_at: dt.datetime, run_id: str | None = None,
-            tag: str | None = None, started_at: dt.datetime | None = None) -> None:
+            tag: str | None = None, started_at: dt.datetime | None = None, members_version: int | None = None) -> None:
     """The night is whole: every table holds it."""
     _ensure(spark, cfg)
     _write(spark, cfg, row(NIGHTS_SCHEMA, run_date=run_date, status=PUBLISHED, run_id=run_id, write_tag=tag,
                            model_version=model_version, customers=customers, current_version=current_version,
-                           started_at=started_at, published_at=published_at))
+                           members_version=members_version, started_at=started_at, published_at=published_at))
 
 
 def remove(spark: SparkSession, cfg: Config, run_date: dt.date) -> None:
@@ -131,8 +140,14 @@ def remove(spark: SparkSession, cfg: Config, run_date: dt.date) -> None:
         _retried(lambda: tables.delta_table(spark, ref(cfg)).delete(F.col(RUN_DATE) == F.lit(run_date)))
 
 
-def move_current_version(spark: SparkSession, cfg: Config, old: int, new: int) -> None:
-    """`segments_current` went from `old` to `new` by maintenance alone (same rows): the night that
-    held it at `old` holds it at `new`, so the next night still applies only its events."""
-    if tables.exists(spark, ref(cfg)):
-        tables.update(spark, ref(cfg), F.col("current_version") == F.lit(old), {"current_version": F.lit(new)})
+# The table whose version each night records, by the column that records it.
+VERSION_COLUMNS = {"segments_current": "current_version", "audience_members": "members_version"}
+
+
+def move_version(spark: SparkSession, cfg: Config, table: str, old: int, new: int) -> None:
+    """`table` (a VERSION_COLUMNS key) went from `old` to `new` with the same rows as far as the
+    nights are concerned (maintenance, or a customer forgotten everywhere): the night that held it
+    at `old` holds it at `new`, so the next night still applies only its own changes."""
+    column = VERSION_COLUMNS[table]
+    if tables.exists(spark, ref(cfg)) and column in tables.read_delta(spark, ref(cfg)).columns:
+        tables.update(spark, ref(cfg), F.col(column) == F.lit(old), {column: F.lit(new)})
