@@ -72,7 +72,7 @@ def run_nightly(
         try:
             feats = run_features(spark, cfg, run_date, stage, tag=tag, fill_from=fill_from)
         finally:  # rows_written of features is not the night's: the night writes segments
-            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined") if k in stage})
+            progress.update({k: stage[k] for k in ("rows_read", "rows_quarantined", "input_version") if k in stage})
         summary["rows_read"] = feats["rows_read"]
         summary["rows_quarantined"] = feats["rows_quarantined"]
         summary["tables"] = feats["tables"]
