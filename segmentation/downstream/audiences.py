@@ -6,11 +6,14 @@ before it for `min_nights_in_segment`, its `segment_events` for `entered_from`, 
 lists); its events are the difference from the previous published night's members, and those
 are the replay of the events of the published nights before (the last event of each customer
 and audience: `entered` is a member). `audience_members` is that replay over every published
-night. A night after every published one, when `audience_members` is as the night before left
-it (its version in `nights`), takes the previous members from the table and applies only its
-own events to it: its cost grows with the members and tonight's changes, not with the history. So the tables do not depend on the order nights ran in, a re-run replaces its night's
-events with the same rows, and an unchanged night writes none. The group comes from
-`holdout`, never from the previous night, so it never moves.
+night. So the tables do not depend on the order nights ran in, a re-run replaces its night's
+events with the same rows, and an unchanged night writes none. The group comes from `holdout`,
+never from the previous night, so it never moves.
+
+A night after every published one, when `audience_members` is as the night before left it (its
+version in `nights`), takes the previous members from that table and applies only its own events
+to it: its cost grows with the members and tonight's changes, not with the history. Any other
+night replays the history, which also puts right a table something else changed.
 """
 
 from __future__ import annotations
